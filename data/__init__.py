@@ -7,7 +7,7 @@
     x, y = get_batch(train, batch_size=4, block_size=8, generator=torch.Generator().manual_seed(0))
 """
 
-from .batches import get_batch, split, windows
+from .batches import get_batch, split
 from .shakespeare import DataError, load_text
 from .tokenizer import CharTokenizer, UnknownCharacterError
 
@@ -18,5 +18,4 @@ __all__ = [
     "get_batch",
     "load_text",
     "split",
-    "windows",
 ]

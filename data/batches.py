@@ -25,13 +25,3 @@ def get_batch(data, batch_size, block_size, device="cpu", generator=None):
     y = data[ix[:, None] + offsets + 1]  # (B, T)
     return x.to(device), y.to(device)
 
-
-def windows(data, block_size):
-    """Cut data into consecutive (x, y) windows that together predict every token once.
-
-    Used to evaluate a model on a *full* split rather than a sample of batches. The last window
-    is shorter when the split does not divide evenly.
-    """
-    for start in range(0, len(data) - 1, block_size):
-        end = min(start + block_size, len(data) - 1)
-        yield data[start:end], data[start + 1 : end + 1]

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from data import CharTokenizer, UnknownCharacterError, get_batch, split, windows
+from data import CharTokenizer, UnknownCharacterError, get_batch, split
 
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n"
 TOK = CharTokenizer.from_text(TEXT)
@@ -125,10 +125,3 @@ def test_data_shorter_than_block_plus_one_is_refused():
     with pytest.raises(ValueError, match="block_size"):
         get_batch(torch.arange(8), 2, 8)
 
-
-def test_windows_predict_every_token_exactly_once():
-    data = torch.arange(23)
-    xs, ys = zip(*windows(data, 5))
-    assert torch.equal(torch.cat(ys), data[1:])
-    assert torch.equal(torch.cat(xs), data[:-1])
-    assert [len(x) for x in xs] == [5, 5, 5, 5, 2]

@@ -1,0 +1,624 @@
+"""bench/run.py: how fast, and how light on memory, is each idea in this course? Measured on this CPU.
+
+    python bench/run.py                        # every section (tens of minutes on a 2-core CPU)
+    python bench/run.py --only train,sample    # some sections
+    python bench/run.py --quick                # tiny sizes, well under a minute: checks the benchmark works
+
+The sections, and why each is there:
+
+  matmul  one large square matmul in float32 and in bfloat16: about the most arithmetic this CPU can do
+          per second. It is the yardstick for "fraction of peak" in the train section.
+  train   training throughput at the lecture's configuration (gpt.py's GPU_HYPERPARAMETERS: batch 64,
+          block 256, 6 layers, 6 heads, n_embd 384, dropout 0.2) of gpt.py's model, trained exactly as
+          runner.py trains it, and of the same model with bigram_v3's attention (one Head module per head,
+          each storing its (T, T) attention weights) put back in. The two have the same parameters and do
+          the same arithmetic, so the difference is what batching the heads into one matmul and calling
+          F.scaled_dot_product_attention buy, in tokens/s and in memory.
+  sample  characters per second when sampling with gpt.py's KV cache ("halve") and without it ("crop").
+  curve   gpt.py's default CPU run, and the seconds of training it takes to reach a few val losses.
+  stages  every stage's default run, tabulated as in the README.
+
+Every measurement runs in a child process of its own, one after another: then a job's peak memory (the
+resident set size, RSS, that the operating system reports for a process) is that job's alone, and no two
+jobs compete for the cores. Markdown tables go to stdout, progress to stderr, and every number to
+bench/results/bench.json. Timings are medians of --repeats runs (--steps training steps), because a median
+ignores the odd run slowed down by something else on the machine.
+"""
+
+import argparse
+import importlib
+import json
+import os
+import resource
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # `python bench/run.py` puts bench/ on the path; the stages live one level up
+
+import torch  # noqa: E402  (imported after the path is set, like everything from the repository)
+import torch.nn as nn  # noqa: E402
+
+import bigram_v3  # noqa: E402
+import gpt  # noqa: E402
+import runner  # noqa: E402
+from bench.table import COLUMNS as STAGE_COLUMNS, STAGES, fmt, markdown_table, read_metrics, stage_row  # noqa: E402
+from data import CharTokenizer, DataError, get_batch, load_text, split  # noqa: E402
+from data.shakespeare import DEFAULT_CACHE, ENV_VAR  # noqa: E402
+
+SECTIONS = ("matmul", "train", "sample", "curve", "stages")
+DEVICE = torch.device("cpu")  # what this benchmark is about; the script runs get --device cpu too
+
+# The lecture's configuration exactly as gpt.py defines it: its CPU defaults with the GPU ones on top.
+LECTURE = {**gpt.HYPERPARAMETERS, **gpt.GPU_HYPERPARAMETERS}
+MATMUL_SIZE = 2048  # 2 * 2048^3 = 17 GFLOP per matmul: long enough to time, short enough to repeat
+WARMUP_STEPS = 2  # the first steps allocate memory and choose kernels; they are not what training costs
+LONG_SAMPLE = 2000  # characters in the long sample
+SCRIPT_SAMPLE = 200  # characters each script run prints at its end (not timed, kept short)
+CURVE_EVAL_INTERVAL = 50  # a loss estimate every 50 steps gives the curve enough points to interpolate
+CURVE_THRESHOLDS = ((2.0, None), (1.88, 45.0), (1.70, 300.0))  # (val loss, target seconds to reach it)
+CURVE_AT_SECONDS = 300.0  # "what val loss does five minutes of training buy?"
+
+# --quick: the same jobs at toy sizes, to check that the benchmark runs, not to measure anything
+QUICK_SIZES = dict(batch_size=4, block_size=32, n_embd=48, n_head=2, n_layer=2)
+QUICK_RUN = dict(max_iters=20, eval_interval=10, eval_iters=2)
+QUICK_MATMUL_SIZE = 256
+QUICK_LONG_SAMPLE = 100
+
+# What the faster code should achieve; printed beside the measurements, never enforced.
+TARGETS = dict(
+    train_speedup=2.0,  # gpt.py's tokens/s at least 2x the per-head model's (float32)
+    train_rss_ratio=0.5,  # gpt.py's peak RSS at most half the per-head model's
+    kv_cache_speedup=10.0,  # one block with the KV cache at least 10x faster than without
+    long_sample_chars_per_second=300.0,  # 2,000 characters at 300 characters/s or more
+)
+
+RESULT_MARK = "BENCH_RESULT "  # a child's last stdout line: this, then its result as JSON
+
+
+class BenchError(Exception):
+    """Something that stops the benchmark, reported as one line."""
+
+
+# ----------------------------------------------------------------------------------------------------
+# the arithmetic: FLOPs, and reading a loss curve
+
+
+def non_embedding_params(model):
+    """Parameters that take part in matmuls: all but the token and position embedding tables.
+
+    An embedding is a table lookup, which costs no multiply-adds, so it does not count towards FLOPs.
+    The lm_head is a real matmul (n_embd -> vocab_size) and does count.
+    """
+    tables = {id(p) for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters()}
+    return sum(p.numel() for p in model.parameters() if id(p) not in tables)
+
+
+def train_flops_per_token(n_params, n_layer, n_embd, block_size):
+    """Training FLOPs per token: 6 N + 12 n_layer n_embd T (Chowdhery et al. 2022, appendix B).
+
+    6 N: every weight does one multiply-add (2 FLOPs) per token in the forward pass and two in the backward
+    pass (one for the gradient of the input, one for the gradient of the weight). 12 n_layer n_embd T:
+    the attention scores q k^T and the weighted sum of values, forward and backward, over a context of T
+    positions. Like PaLM's, this counts the whole (T, T) attention matrix, although a causal model needs
+    only half of it. N is non_embedding_params(model).
+    """
+    return 6 * n_params + 12 * n_layer * n_embd * block_size
+
+
+def time_to_loss(history, target):
+    """Training seconds at which the val estimate first reached target, or None if it never did.
+
+    history is metrics.json's list of eval points {"seconds", "val", ...} in order. The loss is taken to
+    fall in a straight line between two eval points, so the answer lies between the last point above
+    target and the first at or below it.
+    """
+    before = None
+    for point in history:
+        if point["val"] <= target:
+            if before is None:
+                return point["seconds"]
+            s0, v0, s1, v1 = before["seconds"], before["val"], point["seconds"], point["val"]
+            return s0 + (v0 - target) / (v0 - v1) * (s1 - s0)  # v0 > target >= v1, so v0 - v1 > 0
+        before = point
+    return None
+
+
+def loss_at_time(history, seconds):
+    """The val estimate after `seconds` of training, interpolated between eval points; None past the run's end."""
+    for before, point in zip(history, history[1:]):
+        if before["seconds"] <= seconds <= point["seconds"]:
+            span = point["seconds"] - before["seconds"]
+            if span == 0:
+                return point["val"]
+            return before["val"] + (seconds - before["seconds"]) / span * (point["val"] - before["val"])
+    if history and history[0]["seconds"] == seconds:
+        return history[0]["val"]
+    return None
+
+
+# ----------------------------------------------------------------------------------------------------
+# bigram_v3's attention in gpt.py's model
+
+
+class PerHeadAttention(nn.Module):
+    """bigram_v3's MultiHeadAttention, with the projection and dropout gpt.py's attention ends with.
+
+    Each head is its own Head module with its own three small Linears, and each computes and keeps its
+    (B, T, T) attention weights for the backward pass: the code the lecture starts from. It has the same
+    parameters as gpt.MultiHeadAttention (n_head Linears of n_embd -> head_size for each of key, query and
+    value hold as many weights as one n_embd -> 3 n_embd Linear), so both models do the same FLOPs.
+    bigram_v3's Head has no dropout on the attention weights, which gpt.py's has: if anything that makes
+    this model a little faster and lighter than the lecture's, never slower.
+    """
+
+    def __init__(self, n_embd, n_head, block_size, dropout):
+        super().__init__()
+        self.heads = bigram_v3.MultiHeadAttention(n_head, n_embd, n_embd // n_head, block_size)
+        self.proj = nn.Linear(n_embd, n_embd)
+        self.resid_dropout = nn.Dropout(dropout)
+
+    def forward(self, x, kv_cache=None, start=0):
+        # Block passes kv_cache only when sampling, which this model is never used for: ignored
+        return self.resid_dropout(self.proj(self.heads(x)))  # (B, T, C)
+
+
+def per_head_model(cfg, vocab_size):
+    """gpt.py's GPTLanguageModel with every block's attention swapped for PerHeadAttention."""
+    model = gpt.build_model(cfg, vocab_size)
+    for block in model.blocks:
+        block.sa = PerHeadAttention(cfg["n_embd"], cfg["n_head"], cfg["block_size"], cfg["dropout"])
+    return model
+
+
+# ----------------------------------------------------------------------------------------------------
+# the jobs: each runs in a child process of its own (`bench/run.py --job SPEC`) and returns a dict
+
+
+def peak_rss_mib():
+    """This process's peak resident memory so far, in MiB: the most of it that was ever in RAM at once."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
+
+
+def read_text(path):
+    text = load_text(path)
+    return text, CharTokenizer.from_text(text)
+
+
+def job_matmul(spec):
+    n, dtype = spec["size"], getattr(torch, spec["dtype"])
+    g = torch.Generator().manual_seed(spec["seed"])
+    a = torch.randn(n, n, generator=g).to(dtype)
+    b = torch.randn(n, n, generator=g).to(dtype)
+    c = torch.empty(n, n, dtype=dtype)  # written in place, so no repeat pays for allocating the result
+    for _ in range(2):  # warm up: the first call picks a kernel and touches fresh memory
+        torch.mm(a, b, out=c)
+    seconds = []
+    for _ in range(spec["repeats"]):
+        t0 = time.perf_counter()
+        torch.mm(a, b, out=c)
+        seconds.append(time.perf_counter() - t0)
+    return {"gflops": 2 * n**3 / statistics.median(seconds) / 1e9, "seconds": seconds}
+
+
+def attention_kernel(cfg, dtype):
+    """Which kernel F.scaled_dot_product_attention picks for a training step of cfg's shapes.
+
+    PyTorch chooses at run time. On a CPU (in PyTorch 2.13) its flash-attention kernel, the one that never
+    stores the (T, T) weights, has no dropout, so with dropout > 0 it falls back to the plain "math" kernel,
+    which does. The table shows which one the timings are of.
+    """
+    head = cfg["n_embd"] // cfg["n_head"]
+    q = torch.zeros(1, cfg["n_head"], cfg["block_size"], head, dtype=dtype, requires_grad=True)  # batch: no matter
+    try:
+        choice = torch._fused_sdp_choice(q, q, q, dropout_p=cfg["dropout"], is_causal=True)
+        return torch.nn.attention.SDPBackend(choice).name.lower()
+    except (AttributeError, RuntimeError, TypeError, ValueError):  # a private API: it may change or vanish
+        return "unknown"
+
+
+def job_train(spec):
+    """Train spec["steps"] steps after WARMUP_STEPS, each step exactly as runner.run does it; time each."""
+    cfg, dtype = spec["cfg"], getattr(torch, spec["dtype"])
+    text, tok = read_text(spec["data"])
+    train_data, _ = split(torch.tensor(tok.encode(text), dtype=torch.long))
+    rss_before_model = peak_rss_mib()  # torch, the text and its token ids: the same for every job
+    torch.manual_seed(spec["seed"])
+    build = per_head_model if spec["attention"] == "per-head" else gpt.build_model
+    model = build(cfg, tok.vocab_size).to(DEVICE)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"],
+                                  **runner.fused_if_supported(DEVICE))
+    batch_gen = torch.Generator().manual_seed(spec["seed"])  # the same batches for every job
+    seconds = []
+    for step in range(spec["warmup"] + spec["steps"]):
+        for group in optimizer.param_groups:
+            group["lr"] = runner.lr_at(step, cfg)
+        t0 = time.perf_counter()
+        x, y = get_batch(train_data, cfg["batch_size"], cfg["block_size"], DEVICE, batch_gen)
+        with runner.autocast(DEVICE, dtype):
+            _, loss = model(x, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), runner.GRAD_CLIP)
+        optimizer.step()
+        loss.item()  # waits for the step to finish, as in runner.run
+        seconds.append(time.perf_counter() - t0)
+    peak_rss = peak_rss_mib()
+    measured = seconds[spec["warmup"]:]
+    step_seconds = statistics.median(measured)
+    return {
+        "params": runner.count_params(model),
+        "non_embedding_params": non_embedding_params(model),
+        "attention_kernel": attention_kernel(cfg, dtype) if spec["attention"] == "batched" else None,
+        "tokens_per_second": cfg["batch_size"] * cfg["block_size"] / step_seconds,
+        "ms_per_step": 1000 * step_seconds,
+        "step_seconds": measured,
+        "warmup_seconds": seconds[: spec["warmup"]],
+        "rss_before_model_mib": rss_before_model,
+        "peak_rss_mib": peak_rss,
+    }
+
+
+def job_sample(spec):
+    """Time model.generate for spec["chars"] new characters from a newline, as gpt.py samples (float32).
+
+    The weights are random: a random model and a trained one do exactly the same arithmetic per
+    character, so the speed is the same, and the benchmark needs no checkpoint.
+    """
+    cfg, n = spec["cfg"], spec["chars"]
+    _, tok = read_text(spec["data"])
+    torch.manual_seed(spec["seed"])
+    model = gpt.build_model(cfg, tok.vocab_size).to(DEVICE).eval()  # eval: no dropout when sampling
+    idx = torch.tensor([runner.prompt_ids(tok, None)], dtype=torch.long, device=DEVICE)  # (1, 1): "\n"
+    model.generate(idx, min(n, 8), generator=torch.Generator().manual_seed(0), strategy=spec["strategy"])  # warm up
+    seconds = []
+    for r in range(spec["repeats"]):
+        g = torch.Generator().manual_seed(spec["seed"] + r)
+        t0 = time.perf_counter()
+        out = model.generate(idx, n, generator=g, strategy=spec["strategy"])  # (1, 1 + n)
+        seconds.append(time.perf_counter() - t0)
+        assert out.shape == (1, 1 + n), out.shape
+    return {"chars": n, "strategy": spec["strategy"], "chars_per_second": n / statistics.median(seconds),
+            "seconds": seconds, "peak_rss_mib": peak_rss_mib()}
+
+
+JOBS = {"matmul": job_matmul, "train": job_train, "sample": job_sample}
+
+
+def child(spec):
+    """Run one job in this (child) process and print its result as the last line of stdout."""
+    result = JOBS[spec["kind"]](spec)
+    result["threads"] = torch.get_num_threads()
+    print(RESULT_MARK + json.dumps(result), flush=True)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------
+# the parent: starts the jobs and the script runs one at a time, prints the tables, writes the JSON
+
+
+def progress(msg):
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def ratio_row(name, value, target, at_least):
+    met = None if value is None else (value >= target if at_least else value <= target)
+    sign = "≥" if at_least else "≤"
+    return [name, fmt(value, ".2f") + ("×" if value is not None else ""), f"{sign} {target:g}×",
+            {None: "—", True: "yes", False: "no"}[met]]
+
+
+def attention_label(row):
+    if row["attention"] == "per-head":
+        return "one Head per head (bigram_v3)"
+    return f"all heads batched, SDPA {row['attention_kernel']} kernel"
+
+
+class Bench:
+    def __init__(self, args, data_path, env):
+        self.args = args
+        self.data = str(data_path)
+        self.env = env  # environment of every child: OMP_NUM_THREADS when --threads is given
+        self.results = Path(args.results_dir).resolve()
+        self.cfg = {**LECTURE, **QUICK_SIZES} if args.quick else dict(LECTURE)
+        self.run_flags = QUICK_RUN if args.quick else {}
+        self.gpt_default_run = None  # the gpt.py run, shared by the curve and stages sections
+        self.report = {}
+
+    # -- running things
+
+    def job(self, name, spec):
+        """Run one job in a fresh child process and return its result dict."""
+        progress(f"{name} ...")
+        spec = {"seed": self.args.seed, "data": self.data, **spec}
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--job", json.dumps(spec)]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, text=True)  # stderr shows
+        if proc.returncode != 0:
+            how = (f"was killed by signal {-proc.returncode} (out of memory?)" if proc.returncode < 0
+                   else f"failed with exit status {proc.returncode}; its error is above")
+            raise BenchError(f"the {name} job {how}")
+        lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_MARK)]
+        if not lines:
+            raise BenchError(f"the {name} job printed no result")
+        progress(f"{name}: done in {time.perf_counter() - t0:.1f} s")
+        return json.loads(lines[-1][len(RESULT_MARK):])
+
+    def script(self, stage, out, extra=()):
+        """Run `python <stage>.py` with its defaults (plus --quick's and `extra` flags); return its metrics."""
+        if self.args.reuse and (out / runner.METRICS).is_file():
+            progress(f"{stage}: reusing {out / runner.METRICS} (--reuse)")
+            return read_metrics(out), None
+        hyperparameters = importlib.import_module(stage).HYPERPARAMETERS  # a stage has only its own flags
+        flags = []
+        for key, value in {**(QUICK_SIZES if self.args.quick else {}), **self.run_flags}.items():
+            if key in hyperparameters:
+                flags += [f"--{key.replace('_', '-')}", str(value)]
+        cmd = [sys.executable, str(ROOT / f"{stage}.py"), "--data", self.data, "--out", str(out), "--device", "cpu",
+               "--max-new-tokens", str(SCRIPT_SAMPLE), *flags, *extra]
+        out.mkdir(parents=True, exist_ok=True)
+        log = out / "stdout.txt"
+        progress(f"{stage}: {shlex.join(cmd[1:])}  (output in {log})")
+        t0 = time.perf_counter()
+        with open(log, "w", encoding="utf-8") as f:
+            proc = subprocess.run(cmd, cwd=ROOT, env=self.env, stdout=f)  # the progress bar stays on stderr
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise BenchError(f"{stage}.py failed with exit status {proc.returncode}; its output is in {log}")
+        progress(f"{stage}: done in {wall:.1f} s")
+        return read_metrics(out), wall
+
+    def gpt_run(self):
+        """gpt.py's default run with eval points every CURVE_EVAL_INTERVAL steps: the curve section's run, and
+        also gpt's row in the stages table (eval points change what is printed, not how it trains)."""
+        if self.gpt_default_run is None:
+            out = self.results / "gpt-curve"
+            # --quick already sets a small --eval-interval; a real run gets CURVE_EVAL_INTERVAL
+            interval = [] if self.args.quick else ["--eval-interval", str(CURVE_EVAL_INTERVAL)]
+            extra = [*interval, *shlex.split(self.args.curve_args)]
+            metrics, wall = self.script("gpt", out, extra)
+            self.gpt_default_run = dict(metrics=metrics, wall=wall, out=out, extra=extra)
+        return self.gpt_default_run
+
+    # -- the sections; each fills self.report[section] and returns its Markdown
+
+    def matmul(self):
+        size = QUICK_MATMUL_SIZE if self.args.quick else MATMUL_SIZE
+        r = {"size": size}
+        for dtype in ("float32", "bfloat16"):
+            spec = dict(kind="matmul", size=size, dtype=dtype, repeats=self.args.repeats)
+            r[dtype] = self.job(f"matmul {dtype}", spec)
+        self.report["matmul"] = r
+        rows = [[dtype, fmt(r[dtype]["gflops"], ",.1f"), fmt(1000 * statistics.median(r[dtype]["seconds"]), ".1f")]
+                for dtype in ("float32", "bfloat16")]
+        return (f"## matmul: the peak to compare against\n\n"
+                f"({size}, {size}) @ ({size}, {size}), median of {self.args.repeats}.\n\n"
+                + markdown_table(["dtype", "GFLOP/s", "ms"], rows))
+
+    def train(self):
+        cfg = self.cfg
+        auto = str(runner.pick_dtype("auto", DEVICE)).replace("torch.", "")  # what gpt.py itself would use here
+        jobs = [("gpt", "batched", auto), ("per-head", "per-head", "float32")]
+        if auto != "float32":  # the per-head model under gpt.py's bfloat16, to show what the dtype alone buys
+            jobs.append(("per-head", "per-head", auto))
+        peaks = self.report.get("matmul", {})
+        rows = []
+        for name, attention, dtype in jobs:
+            spec = dict(kind="train", cfg=cfg, attention=attention, dtype=dtype, warmup=WARMUP_STEPS,
+                        steps=self.args.steps)
+            r = self.job(f"train {name} {dtype}", spec)
+            flops = train_flops_per_token(r["non_embedding_params"], cfg["n_layer"], cfg["n_embd"], cfg["block_size"])
+            r.update(name=name, attention=attention, dtype=dtype, flops_per_token=flops,
+                     gflops=flops * r["tokens_per_second"] / 1e9)
+            peak = peaks.get(dtype, {}).get("gflops")
+            r["fraction_of_peak"] = r["gflops"] / peak if peak else None  # None when matmul was not run
+            rows.append(r)
+        gpt_row, per_head = rows[0], rows[1]
+        ratios = {"throughput": gpt_row["tokens_per_second"] / per_head["tokens_per_second"],
+                  "peak_rss": gpt_row["peak_rss_mib"] / per_head["peak_rss_mib"]}
+        self.report["train"] = dict(config=cfg, warmup_steps=WARMUP_STEPS, steps=self.args.steps, rows=rows,
+                                    ratios=ratios, targets={"throughput_at_least": TARGETS["train_speedup"],
+                                                            "peak_rss_at_most": TARGETS["train_rss_ratio"]})
+        table = markdown_table(
+            ["model", "attention", "matmuls in", "tokens/s", "ms/step", "GFLOP/s", "of peak", "peak RSS MiB",
+             "RSS before model MiB"],
+            [[r["name"], attention_label(r), r["dtype"], fmt(r["tokens_per_second"], ",.0f"),
+              fmt(r["ms_per_step"], ",.0f"), fmt(r["gflops"], ",.1f"),
+              fmt(r["fraction_of_peak"], ".0%", "— (run matmul)"), fmt(r["peak_rss_mib"], ",.0f"),
+              fmt(r["rss_before_model_mib"], ",.0f")] for r in rows])
+        compare = markdown_table(["gpt / per-head float32", "ratio", "target", "met"], [
+            ratio_row("throughput (tokens/s)", ratios["throughput"], TARGETS["train_speedup"], at_least=True),
+            ratio_row("peak RSS", ratios["peak_rss"], TARGETS["train_rss_ratio"], at_least=False)])
+        keys = ("batch_size", "block_size", "n_layer", "n_head", "n_embd", "dropout")
+        sizes = ", ".join(f"{k} {cfg[k]}" for k in keys)
+        return (f"## train: gpt.py's attention vs bigram_v3's per-head attention\n\n"
+                f"{sizes}; vocabulary from the text; AdamW (fused), gradient clipping {runner.GRAD_CLIP}, "
+                f"{WARMUP_STEPS} warm-up steps, then the median of {self.args.steps}. "
+                f"FLOPs per token 6·N + 12·n_layer·n_embd·T = {gpt_row['flops_per_token']:,} "
+                f"(N = {gpt_row['non_embedding_params']:,} non-embedding parameters; Chowdhery et al. 2022, "
+                f"appendix B). \"of peak\" compares with the matmul of the same dtype.\n\n{table}\n\n{compare}")
+
+    def sample(self):
+        cfg, block = self.cfg, self.cfg["block_size"]
+        long = QUICK_LONG_SAMPLE if self.args.quick else LONG_SAMPLE
+        default = gpt.HYPERPARAMETERS["long_sample"]
+        plan = [("kv_cache", "halve", block, f"one block ({block}), KV cache (\"halve\")"),
+                ("no_cache", "crop", block, f"one block ({block}), no cache (\"crop\")"),
+                ("long", default, long, f"{long:,} characters, default (\"{default}\")")]
+        r = {}
+        for key, strategy, chars, _ in plan:
+            spec = dict(kind="sample", cfg=cfg, strategy=strategy, chars=chars, repeats=self.args.repeats)
+            r[key] = self.job(f"sample {chars} {strategy}", spec)
+        speedup = r["kv_cache"]["chars_per_second"] / r["no_cache"]["chars_per_second"]
+        targets = {"kv_cache_speedup_at_least": TARGETS["kv_cache_speedup"],
+                   "long_chars_per_second_at_least": TARGETS["long_sample_chars_per_second"]}
+        self.report["sample"] = dict(config=cfg, weights="random init", **r, kv_cache_speedup=speedup, targets=targets)
+        long_ok = r["long"]["chars_per_second"] >= TARGETS["long_sample_chars_per_second"]
+        rows = [[label, fmt(r[key]["chars_per_second"], ",.0f"), fmt(1000 / r[key]["chars_per_second"], ".2f"),
+                 (f"≥ {TARGETS['long_sample_chars_per_second']:g} ({'met' if long_ok else 'not met'})"
+                  if key == "long" else "")]
+                for key, _, _, label in plan]
+        compare = markdown_table(["KV cache vs none", "ratio", "target", "met"],
+                                 [ratio_row("characters/s, one block", speedup, TARGETS["kv_cache_speedup"], True)])
+        return (f"## sample: characters per second\n\n"
+                f"gpt.py's model at the train section's sizes, float32, eval mode, from a \"\\n\" prompt, median of "
+                f"{self.args.repeats}. Random weights: a trained model does the same arithmetic per character.\n\n"
+                + markdown_table(["sampling", "chars/s", "ms/char", "target"], rows) + "\n\n" + compare)
+
+    def curve(self):
+        run = self.gpt_run()
+        m = run["metrics"]
+        history = m["history"]
+        thresholds = [dict(val_loss=loss, seconds=time_to_loss(history, loss), target_seconds=target)
+                      for loss, target in CURVE_THRESHOLDS]
+        at = loss_at_time(history, CURVE_AT_SECONDS)
+        self.report["curve"] = dict(out=str(run["out"]), extra_flags=run["extra"], wall_seconds=run["wall"],
+                                    thresholds=thresholds, val_at_seconds=CURVE_AT_SECONDS, val_at=at,
+                                    final_val_loss=m["val_loss"], train_seconds=m["train_seconds"],
+                                    iters=m["iters"], config=m["config"], history=history)
+        rows = []
+        for t in thresholds:
+            met = "—" if t["target_seconds"] is None else (
+                "yes" if t["seconds"] is not None and t["seconds"] <= t["target_seconds"] else "no")
+            rows.append([f"≤ {t['val_loss']:.2f}", fmt(t["seconds"], ".1f", "not reached"),
+                         fmt(t["target_seconds"], "g", "—"), met])
+        at_text = f"{at:.4f}" if at is not None else f"run shorter than {CURVE_AT_SECONDS:g} s"
+        every = f"{m['config']['eval_interval']} steps ({m['config']['eval_iters']} batches each)"
+        return (f"## curve: gpt.py's default CPU run\n\n"
+                f"Val estimates every {every}; "
+                f"seconds are training seconds (optimizer steps only, evaluation not counted), interpolated "
+                f"between eval points.\n\n"
+                + markdown_table(["val loss", "train seconds to reach", "target seconds", "met"], rows)
+                + f"\n\n- val estimate at {CURVE_AT_SECONDS:g} s: {at_text}\n"
+                f"- final full-split val loss: {m['val_loss']:.4f} after {m['iters']:,} steps, "
+                f"{m['train_seconds']:.1f} train seconds")
+
+    def stages(self):
+        rows = []
+        for stage in STAGES:
+            if stage == "gpt":
+                run = self.gpt_run()  # the curve run is gpt.py's default run
+                metrics, wall, out = run["metrics"], run["wall"], run["out"]
+            else:
+                out = self.results / stage
+                metrics, wall = self.script(stage, out)
+            rows.append(dict(stage=stage, out=str(out), wall_seconds=wall, reused=wall is None,
+                             **{k: metrics.get(k) for k in ("params", "val_loss", "train_loss", "bigram_floor",
+                                                            "train_seconds", "tokens_per_second", "iters",
+                                                            "device", "dtype")}))
+        self.report["stages"] = dict(rows=rows)
+        return ("## stages: every stage's default run\n\n"
+                + markdown_table(STAGE_COLUMNS, [stage_row(r) for r in rows]))
+
+    # -- the whole run
+
+    def run(self, sections, json_path):
+        machine = {**runner.machine_info(DEVICE), "native_bf16": runner.native_bf16(DEVICE)}
+        self.report.update(created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                           command=shlex.join(["python", "bench/run.py", *sys.argv[1:]]),
+                           quick=self.args.quick, data=self.data, machine=machine,
+                           settings=dict(repeats=self.args.repeats, steps=self.args.steps,
+                                         warmup_steps=WARMUP_STEPS, seed=self.args.seed, sections=list(sections)))
+        quick = " (--quick: toy sizes, not a measurement)" if self.args.quick else ""
+        print(f"# gpt-from-scratch benchmark{quick}")
+        print()
+        print(markdown_table(["CPU", "cores", "threads", "torch", "native bf16"],
+                             [[machine["cpu"], machine["cores"], machine["threads"], machine["torch"],
+                               "yes" if machine["native_bf16"] else "no"]]), flush=True)
+        for section in sections:
+            text = getattr(self, section)()
+            print()
+            print(text, flush=True)
+            save_json(json_path, self.report)  # after every section: a long run that breaks keeps what it measured
+        progress(f"results written to {json_path}")
+
+
+def save_json(path, obj):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    runner.atomic_write(path, lambda p: runner.write_json(p, obj))
+
+
+# ----------------------------------------------------------------------------------------------------
+# command line
+
+
+def section_list(s):
+    names = [n.strip() for n in s.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"choose from {','.join(SECTIONS)}, got {s!r}")
+    return [n for n in SECTIONS if n in names]  # always in the order above: matmul first, as the yardstick
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.strip().splitlines()[0],
+                                epilog="Run it on a quiet machine: anything else running slows the timings.")
+    p.add_argument("--only", type=section_list, default=list(SECTIONS), metavar="LIST",
+                   help=f"comma-separated sections to run (default: all of {','.join(SECTIONS)})")
+    p.add_argument("--quick", action="store_true",
+                   help="toy sizes, 1 repeat, 1 thread, 20-step script runs: checks that the benchmark works, "
+                        "in well under a minute")
+    p.add_argument("--repeats", type=runner.positive_int, metavar="N",
+                   help="timed repeats for matmul and sample (default: 5)")
+    p.add_argument("--steps", type=runner.positive_int, metavar="N",
+                   help="timed training steps after the warm-up (default: 5)")
+    p.add_argument("--data", metavar="PATH",
+                   help="Tiny Shakespeare (or any text), as for the stage scripts (also: environment variable "
+                        f"{ENV_VAR})")
+    p.add_argument("--results-dir", default=str(ROOT / "bench" / "results"), metavar="DIR",
+                   help="where the script runs and the JSON go (default: bench/results)")
+    p.add_argument("--json", metavar="PATH", help="where to write the results (default: RESULTS_DIR/bench.json)")
+    p.add_argument("--reuse", action="store_true",
+                   help="curve and stages: read a run's metrics.json when it exists instead of training again")
+    p.add_argument("--curve-args", default="", metavar="FLAGS",
+                   help="more flags for the gpt.py run (curve and stages), written with '=': "
+                        "--curve-args='--max-iters 1000'")
+    p.add_argument("--threads", type=runner.positive_int, metavar="N",
+                   help="CPU threads for every job and script run (default: PyTorch's choice; 1 with --quick)")
+    p.add_argument("--seed", type=int, default=1337, metavar="N",
+                   help="seed for weights, batches and samples (default: 1337)")
+    p.add_argument("--job", help=argparse.SUPPRESS)  # internal: run one job as a child process
+    return p
+
+
+def find_data(path):
+    """The text's path, checked by loading it the way the stage scripts do; DataError if it cannot be had."""
+    load_text(path, min_chars=LECTURE["block_size"] + 1)  # may download to the cache, like the scripts
+    if path is None and os.environ.get(ENV_VAR):
+        path = os.environ[ENV_VAR]
+    return Path(path).resolve() if path is not None else DEFAULT_CACHE
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.job:
+        return child(json.loads(args.job))
+    args.repeats = args.repeats or (1 if args.quick else 5)
+    args.steps = args.steps or (1 if args.quick else 5)
+    # --quick is a check, not a measurement: one thread is plenty for toy sizes and leaves a core free
+    threads = args.threads or (1 if args.quick else None)
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)  # PyTorch's default thread count in every child
+        torch.set_num_threads(threads)  # and here, so the machine table reports it
+    json_path = Path(args.json).resolve() if args.json else Path(args.results_dir).resolve() / "bench.json"
+    try:
+        data = find_data(args.data)
+        Bench(args, data, env).run(args.only, json_path)
+    except (BenchError, DataError) as e:
+        print(f"bench/run.py: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench/run.py: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,217 @@
+"""gpt.py: the full GPT, a stack of transformer blocks.
+
+Stage 4 of 4. Diff it against the stage before: `diff -u bigram_v3.py gpt.py`.
+
+What is new since bigram_v3.py:
+  - attention computes all heads in one batched matmul and calls F.scaled_dot_product_attention, which
+    never stores the (T, T) attention matrix: the same math as bigram_v3's Head (a test proves it),
+    several times faster and much lighter on memory;
+  - a feed-forward network after attention: attention gathers information, the MLP thinks about it;
+  - residual connections and pre-layer-norm around both, so a deep stack still trains;
+  - dropout against overfitting, a final layer norm, and n_layer blocks stacked;
+  - a KV cache when sampling, so each new character costs one small forward pass.
+
+On a GPU it uses the lecture's configuration (batch 64, block 256, 6 layers, 6 heads, n_embd 384,
+dropout 0.2, 10.8M parameters); on a CPU a laptop configuration that trains in minutes.
+
+Defaults (CPU): full-split val loss VAL_PLACEHOLDER in about TIME_PLACEHOLDER on a 2-core CPU.
+
+    python gpt.py                     # train, save out/gpt, print a sample
+    python gpt.py --sample-only --prompt "ROMEO:" --max-new-tokens 2000
+    python gpt.py --help              # every flag
+"""
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+import runner
+
+# hyperparameters: this stage's defaults, each also a command-line flag (see --help)
+HYPERPARAMETERS = dict(  # a laptop CPU
+    batch_size=32,  # how many independent sequences train in parallel
+    block_size=128,  # the longest context a prediction sees
+    max_iters=2000,  # training steps
+    eval_interval=250,  # print train/val estimates this often
+    eval_iters=20,  # batches per estimate
+    lr=2e-3,  # peak learning rate
+    warmup_iters=100,  # steps of linear warmup before the cosine decay
+    n_embd=128,  # the width of each token's embedding vector
+    n_head=4,  # attention heads, each n_embd // n_head wide
+    n_layer=4,  # transformer blocks
+    dropout=0.0,  # a small model trained briefly does not overfit: no dropout needed
+    weight_decay=0.1,  # AdamW pulls weights towards zero a little every step
+    long_sample="halve",  # past block_size: "halve" (KV cache, refill half a window) or "crop" (exact, slow)
+)
+GPU_HYPERPARAMETERS = dict(  # the lecture's configuration, used when a CUDA GPU is found
+    batch_size=64,
+    block_size=256,
+    max_iters=5000,
+    eval_interval=500,
+    eval_iters=200,
+    lr=1e-3,
+    warmup_iters=100,
+    n_embd=384,
+    n_head=6,
+    n_layer=6,
+    dropout=0.2,
+)
+
+
+class MultiHeadAttention(nn.Module):
+    """All heads of causal self-attention at once: bigram_v3's Heads, batched into one matmul."""
+
+    def __init__(self, n_embd, n_head, dropout):
+        super().__init__()
+        self.n_head = n_head
+        # key, query and value of every head in one Linear: rows [q heads | k heads | v heads]
+        self.qkv = nn.Linear(n_embd, 3 * n_embd, bias=False)
+        self.proj = nn.Linear(n_embd, n_embd)  # mixes the heads' outputs back into the residual stream
+        # Dropout acts on the attention's output, not on its (T, T) weights as the lecture does: dropping
+        # weights would force scaled_dot_product_attention onto its slow path that stores them on a CPU.
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x, kv_cache=None, start=0):
+        B, T, C = x.shape
+        qkv = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head)  # (B, T, 3, n_head, head_size)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, n_head, T, head_size)
+        if kv_cache is not None:
+            # keys and values of earlier positions were stored by earlier calls: compute only the new ones
+            assert start == 0 or T == 1, "the cache is filled from position 0, then one token at a time"
+            k_all, v_all = kv_cache  # each (B, n_head, block_size, head_size)
+            k_all[:, :, start : start + T] = k
+            v_all[:, :, start : start + T] = v
+            k, v = k_all[:, :, : start + T], v_all[:, :, : start + T]  # (B, n_head, start+T, head_size)
+        # softmax(q k^T / sqrt(head_size)) v with the causal mask, without storing the (T, T) weights;
+        # a single new token may see every cached position, so it needs no mask
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1)  # (B, n_head, T, head_size)
+        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): the heads side by side, as torch.cat did
+        return self.dropout(self.proj(y))  # (B, T, C)
+
+
+class FeedForward(nn.Module):
+    """A small MLP applied to every position on its own."""
+
+    def __init__(self, n_embd, dropout):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(n_embd, 4 * n_embd),  # (B, T, 4 * n_embd)
+            nn.GELU(),
+            nn.Linear(4 * n_embd, n_embd),  # (B, T, n_embd)
+            nn.Dropout(dropout),
+        )
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class Block(nn.Module):
+    """Transformer block: communication (attention) then computation (feed-forward)."""
+
+    def __init__(self, n_embd, n_head, dropout):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(n_embd)
+        self.sa = MultiHeadAttention(n_embd, n_head, dropout)
+        self.ln2 = nn.LayerNorm(n_embd)
+        self.ffwd = FeedForward(n_embd, dropout)
+
+    def forward(self, x, kv_cache=None, start=0):
+        # pre-layer-norm residual: each sublayer adds a correction to x instead of replacing it
+        x = x + self.sa(self.ln1(x), kv_cache, start)  # (B, T, C)
+        x = x + self.ffwd(self.ln2(x))  # (B, T, C)
+        return x
+
+
+class GPTLanguageModel(nn.Module):
+    def __init__(self, vocab_size, n_embd, block_size, n_head, n_layer, dropout):
+        super().__init__()
+        self.block_size = block_size
+        # each token looks up a dense vector; so does each position in the block
+        self.token_embedding_table = nn.Embedding(vocab_size, n_embd)
+        self.position_embedding_table = nn.Embedding(block_size, n_embd)
+        self.blocks = nn.ModuleList([Block(n_embd, n_head, dropout) for _ in range(n_layer)])
+        self.ln_f = nn.LayerNorm(n_embd)  # final layer norm
+        self.lm_head = nn.Linear(n_embd, vocab_size)  # from embedding space to logits
+        # GPT-2's init: small normal weights, and residual projections shrunk by depth so the
+        # residual stream's variance does not grow with every block added
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():
+            if name.endswith("sa.proj.weight") or name.endswith("net.2.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / (2 * n_layer) ** 0.5)
+
+    def _init_weights(self, module):
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def forward(self, idx, targets=None, kv_cache=None, start=0):
+        B, T = idx.shape
+        # idx and targets are both (B, T) tensors of token ids; start is idx's position in the text window
+        tok_emb = self.token_embedding_table(idx)  # (B, T, n_embd)
+        pos_emb = self.position_embedding_table(torch.arange(start, start + T, device=idx.device))  # (T, n_embd)
+        x = tok_emb + pos_emb  # (B, T, n_embd): broadcast adds the same position vectors to every row
+        for i, block in enumerate(self.blocks):
+            x = block(x, None if kv_cache is None else kv_cache[i], start)  # (B, T, n_embd)
+        x = self.ln_f(x)  # (B, T, n_embd)
+        logits = self.lm_head(x)  # (B, T, vocab_size)
+        loss = None
+        if targets is not None:
+            B, T, C = logits.shape
+            loss = F.cross_entropy(logits.view(B * T, C), targets.view(B * T))
+        return logits, loss
+
+    def new_kv_cache(self, batch_size, device):
+        """One (keys, values) pair of buffers per block, each (B, n_head, block_size, head_size)."""
+        caches = []
+        for block in self.blocks:
+            n_head, C = block.sa.n_head, block.sa.proj.in_features
+            shape = (batch_size, n_head, self.block_size, C // n_head)
+            caches.append((torch.zeros(shape, device=device), torch.zeros(shape, device=device)))
+        return caches
+
+    @torch.no_grad()
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, generator=None, strategy="halve"):
+        """Append max_new_tokens sampled tokens to idx (B, T).
+
+        "crop": every token runs the model over the last block_size tokens, as bigram_v3 does: exact, and
+        it repeats almost all of its work each step. "halve": a KV cache keeps every block's keys and
+        values, so a token costs one single-position forward pass. While the text fits in block_size the
+        two give identical tokens. Once the window is full, positions would have to shift by one every
+        step, which learned absolute positions cannot do in a cache, so "halve" keeps the last half
+        window, refills the cache from it in one pass, and goes on: the model sometimes sees less
+        context than "crop" would give it (between half a block and a full block, not always a full one).
+        """
+        if strategy == "crop":
+            return runner.sample(self, idx, max_new_tokens, temperature, top_k, generator, self.block_size)
+        if strategy != "halve":
+            raise ValueError(f"unknown strategy {strategy!r}: use 'halve' or 'crop'")
+        cache = self.new_kv_cache(idx.size(0), idx.device)
+        window = idx[:, -self.block_size :]  # (B, n) with n <= block_size
+        n = window.size(1)
+        logits, _ = self(window, kv_cache=cache, start=0)  # fill the cache with the prompt
+        for i in range(max_new_tokens):
+            idx_next = runner.pick_next(logits[:, -1, :], temperature, top_k, generator)  # (B, 1)
+            idx = torch.cat((idx, idx_next), dim=1)  # (B, T+1)
+            if i == max_new_tokens - 1:
+                break
+            if n < self.block_size:
+                logits, _ = self(idx_next, kv_cache=cache, start=n)  # one new position
+                n += 1
+            else:
+                window = idx[:, -max(1, self.block_size // 2) :]  # the window is full: keep its last half
+                n = window.size(1)
+                logits, _ = self(window, kv_cache=cache, start=0)  # and refill the cache from it
+        return idx
+
+
+def build_model(cfg, vocab_size):
+    return GPTLanguageModel(vocab_size, cfg["n_embd"], cfg["block_size"], cfg["n_head"], cfg["n_layer"], cfg["dropout"])
+
+
+def main(argv=None):
+    return runner.main(__file__, build_model, HYPERPARAMETERS, doc=__doc__, argv=argv, gpu_defaults=GPU_HYPERPARAMETERS)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
