@@ -18,7 +18,7 @@ import torch
 import gpt
 import runner
 from bench.run import (PerHeadAttention, SECTIONS, loss_at_time, non_embedding_params, per_head_model,
-                       time_to_loss, train_flops_per_token)
+                       time_to_loss, train_flops_per_token, window_nll)
 from data.shakespeare import ENV_VAR
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,6 +119,20 @@ def test_per_head_attention_computes_what_gpt_attention_computes():
 # the command, end to end
 
 
+def test_window_nll_predicts_each_character_from_exactly_the_block_before_it():
+    torch.manual_seed(0)
+    cfg = dict(gpt.HYPERPARAMETERS, n_embd=16, n_head=2, n_layer=1, block_size=5)
+    model = gpt.build_model(cfg, 7).eval()
+    ids = torch.randint(7, (23,)).tolist()
+    by_hand = []
+    for i in range(1, len(ids)):
+        context = torch.tensor([ids[max(0, i - 5) : i]])  # the (at most) 5 characters before character i
+        logits, _ = model(context)
+        by_hand.append(torch.nn.functional.cross_entropy(logits[0, -1:], torch.tensor([ids[i]])).item())
+    with torch.no_grad():
+        assert window_nll(model, ids, 5, rows=4) == pytest.approx(sum(by_hand) / len(by_hand), rel=1e-5)
+
+
 @pytest.fixture(scope="module")
 def quick_run(shakespeare_path, tmp_path_factory):
     """One `bench/run.py --quick` run shared by the tests below: (its JSON, its stdout, its results dir).
@@ -163,6 +177,9 @@ def test_quick_run_measures_every_section_with_positive_numbers(quick_run):
     curve = report["curve"]
     assert curve["final_val_loss"] > 0 and curve["train_seconds"] > 0 and len(curve["history"]) >= 2
     assert [t["val_loss"] for t in curve["thresholds"]] == [2.0, 1.88, 1.70]
+    strategy = report["strategy"]
+    for name in ("halve", "crop"):
+        assert strategy[name]["mean_nll"] > 0 and strategy[name]["chars_per_second"] > 0
     stages = report["stages"]["rows"]
     assert [r["stage"] for r in stages] == ["bigram_v1", "bigram_v2", "bigram_v3", "gpt"]
     for row in stages:
@@ -179,6 +196,7 @@ def test_quick_run_prints_a_markdown_table_for_every_section(quick_run):
     assert "| model | attention | matmuls in | tokens/s |" in stdout
     assert "| sampling | chars/s | ms/char | target |" in stdout
     assert "| val loss | train seconds to reach | target seconds | met |" in stdout
+    assert "| strategy | loss of its own samples | chars/s |" in stdout
     assert "| stage | params | val loss (full split) | bigram floor | train seconds | tokens/s | device |" in stdout
 
 

@@ -2,10 +2,16 @@
 
 A note's blocks run in order in one fresh namespace, so a later block can use what an earlier one defined,
 exactly as a reader pasting them into one Python session would. Output shown to the reader goes in
-```text blocks, which are never run. The namespace holds NOTES_TMP, a pytest tmp_path, for a block that
-needs to write a small file (a checkpoint, a tokenizer).
+```text blocks, which are never run. The namespace holds:
+
+- NOTES_TMP, a pytest tmp_path, for a block that needs to write a small file (a checkpoint, a tokenizer);
+- NOTES_DATA, the path of the real Tiny Shakespeare text if it is here (GPT_DATA, else the shared copy
+  beside the repository), or None;
+- SkipNote, an exception. A note that needs the real text raises it from its first block when NOTES_DATA
+  is None, with a message saying how to provide the text; the test then reports the note as skipped.
 """
 
+import os
 import re
 import traceback
 from pathlib import Path
@@ -14,11 +20,23 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTES_DIR = ROOT / "notes"
+SHARED_TEXT = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
 INDEX = "README.md"
 # Notes that are reading lists rather than lessons, so they need not prove anything in code.
 NO_CODE_REQUIRED = {INDEX, "references.md"}
 
 OPENING_FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,})(?P<info>[^`]*)$")
+
+
+class SkipNote(Exception):
+    """Raised by a note's first block when the note cannot run here; its message says what is missing."""
+
+
+def find_notes_data(environ=os.environ, shared=SHARED_TEXT):
+    """The real text for the notes: $GPT_DATA if it names a file, else the shared copy if present, else None."""
+    candidates = [Path(environ["GPT_DATA"])] if environ.get("GPT_DATA") else []
+    candidates.append(Path(shared))
+    return next((path for path in candidates if path.is_file()), None)
 
 
 def note_files():
@@ -76,18 +94,31 @@ def note_line_of(exc, note, blocks):
 
 @pytest.mark.parametrize("note", note_files())
 def test_note_python_blocks_run_in_order_without_error(note, tmp_path, monkeypatch):
-    blocks = python_blocks(note)
     monkeypatch.chdir(ROOT)  # so a note can open data/ or write out/ the way the scripts do
     monkeypatch.syspath_prepend(str(ROOT))  # so a note can `import bigram_v2` like a learner at the root
-    ns = {"__name__": f"notes.{Path(note).stem}", "NOTES_TMP": tmp_path}
+    ns = {"__name__": f"notes.{Path(note).stem}", "NOTES_TMP": tmp_path, "NOTES_DATA": find_notes_data(),
+          "SkipNote": SkipNote}
+    run_blocks(note, python_blocks(note), ns)
+
+
+def run_blocks(note, blocks, ns):
+    """Run blocks in order in ns; a failure fails the test at its note line, a first-block SkipNote skips it."""
     for index, (line, code) in enumerate(blocks, start=1):
+        skip = message = None
         try:
             exec(compile(code, block_filename(note, index, line), "exec"), ns)
+        except SkipNote as exc:
+            if index == 1:
+                skip = f"notes/{note}: {exc}"
+            else:  # earlier blocks already ran: skipping now would hide half a note
+                message = failure_message(note, blocks, index, exc) + "\nSkipNote belongs in a note's first block."
         except Exception as exc:  # every failure, an AssertionError included, becomes one located message
             message = failure_message(note, blocks, index, exc)
-        else:
-            continue
-        pytest.fail(message, pytrace=False)  # outside the except, so no "during handling" noise
+        # outside the except, so no "during handling" noise
+        if skip is not None:
+            pytest.skip(skip)
+        if message is not None:
+            pytest.fail(message, pytrace=False)
 
 
 def failure_message(note, blocks, index, exc):
@@ -157,3 +188,27 @@ def test_fenced_blocks_takes_a_fence_indentation_off_its_code():
     text = "1. a step:\n\n   ```python\n   if True:\n       x = 1\n   ```\n"
     assert fenced_blocks(text) == [("python", 4, "if True:\n    x = 1\n")]
 
+
+
+def test_a_skipnote_from_the_first_block_skips_the_note_with_its_message():
+    blocks = [(3, "raise SkipNote('needs the real text: set GPT_DATA=/path/to/input.txt')\n"), (9, "x = 1\n")]
+    ns = {"SkipNote": SkipNote}
+    with pytest.raises(pytest.skip.Exception, match="demo.md: needs the real text: set GPT_DATA="):
+        run_blocks("demo.md", blocks, ns)
+    assert "x" not in ns  # nothing after the skip ran
+
+
+def test_a_skipnote_after_the_first_block_fails_the_note():
+    blocks = [(3, "x = 1\n"), (9, "raise SkipNote('too late')\n")]
+    with pytest.raises(pytest.fail.Exception, match="(?s)block 2 .*SkipNote belongs in a note's first block"):
+        run_blocks("demo.md", blocks, {"SkipNote": SkipNote})
+
+
+def test_notes_data_is_gpt_data_then_the_shared_copy_then_none(tmp_path):
+    mine, shared = tmp_path / "mine.txt", tmp_path / "shared.txt"
+    assert find_notes_data({}, shared) is None
+    shared.write_text("shared copy")
+    assert find_notes_data({}, shared) == shared
+    assert find_notes_data({"GPT_DATA": str(mine)}, shared) == shared  # GPT_DATA names no file: fall back
+    mine.write_text("my text")
+    assert find_notes_data({"GPT_DATA": str(mine)}, shared) == mine
