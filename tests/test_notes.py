@@ -33,7 +33,7 @@ class SkipNote(Exception):
 
 
 def find_notes_data(environ=os.environ, shared=SHARED_TEXT):
-    """The real text for the notes: $GPT_DATA if it names a file, else the shared copy if present, else None."""
+    """The real text for the notes: $GPT_DATA if it names a file, else the shared copy if here, else None."""
     candidates = [Path(environ["GPT_DATA"])] if environ.get("GPT_DATA") else []
     candidates.append(Path(shared))
     return next((path for path in candidates if path.is_file()), None)
@@ -102,7 +102,7 @@ def test_note_python_blocks_run_in_order_without_error(note, tmp_path, monkeypat
 
 
 def run_blocks(note, blocks, ns):
-    """Run blocks in order in ns; a failure fails the test at its note line, a first-block SkipNote skips it."""
+    """Run blocks in order in ns: a failure fails the test at its line, a first-block SkipNote skips it."""
     for index, (line, code) in enumerate(blocks, start=1):
         skip = message = None
         try:
@@ -111,7 +111,8 @@ def run_blocks(note, blocks, ns):
             if index == 1:
                 skip = f"notes/{note}: {exc}"
             else:  # earlier blocks already ran: skipping now would hide half a note
-                message = failure_message(note, blocks, index, exc) + "\nSkipNote belongs in a note's first block."
+                message = failure_message(note, blocks, index, exc)
+                message += "\nSkipNote belongs in a note's first block, before anything has run."
         except Exception as exc:  # every failure, an AssertionError included, becomes one located message
             message = failure_message(note, blocks, index, exc)
         # outside the except, so no "during handling" noise
