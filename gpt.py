@@ -3,9 +3,9 @@
 Stage 4 of 4. Diff it against the stage before: `diff -u bigram_v3.py gpt.py`.
 
 What is new since bigram_v3.py:
-  - attention computes all heads in one batched matmul and calls F.scaled_dot_product_attention, which
-    never stores the (T, T) attention matrix: the same math as bigram_v3's Head (a test proves it),
-    several times faster and much lighter on memory;
+  - attention computes all heads in one batched matmul and calls F.scaled_dot_product_attention, whose
+    flash kernel never stores the (T, T) attention matrix: the same math as bigram_v3's Heads (a test
+    proves it), three times faster and less than half the memory at the lecture's sizes on a CPU;
   - a feed-forward network after attention: attention gathers information, the MLP thinks about it;
   - residual connections and pre-layer-norm around both, so a deep stack still trains;
   - dropout against overfitting, a final layer norm, and n_layer blocks stacked;
@@ -14,7 +14,7 @@ What is new since bigram_v3.py:
 On a GPU it uses the lecture's configuration (batch 64, block 256, 6 layers, 6 heads, n_embd 384,
 dropout 0.2, 10.8M parameters); on a CPU a laptop configuration that trains in minutes.
 
-Defaults (CPU): full-split val loss VAL_PLACEHOLDER in about TIME_PLACEHOLDER on a 2-core CPU.
+Defaults (CPU): full-split val loss 1.5744 (the bigram floor is 2.4819) after 177 s of training on a 2-core CPU (README, Results).
 
     python gpt.py                     # train, save out/gpt, print a sample
     python gpt.py --sample-only --prompt "ROMEO:" --max-new-tokens 2000
@@ -28,7 +28,7 @@ from torch.nn import functional as F
 import runner
 
 # hyperparameters: this stage's defaults, each also a command-line flag (see --help)
-HYPERPARAMETERS = dict(  # a laptop CPU: chosen with bench/run.py to learn the most per second of training
+HYPERPARAMETERS = dict(  # a laptop CPU: chosen by measurement to learn the most per second (README, Performance)
     batch_size=16,  # how many independent sequences train in parallel
     block_size=128,  # the longest context a prediction sees
     max_iters=3000,  # training steps

@@ -156,8 +156,8 @@ class PerHeadAttention(nn.Module):
     (B, T, T) attention weights for the backward pass: the code the lecture starts from. It has the same
     parameters as gpt.MultiHeadAttention (n_head Linears of n_embd -> head_size for each of key, query and
     value hold as many weights as one n_embd -> 3 n_embd Linear), so both models do the same FLOPs.
-    bigram_v3's Head has no dropout on the attention weights, which gpt.py's has: if anything that makes
-    this model a little faster and lighter than the lecture's, never slower.
+    Neither model drops out attention weights (the lecture's Head does): if anything that makes this
+    model a little faster and lighter than the lecture's code, never slower.
     """
 
     def __init__(self, n_embd, n_head, block_size, dropout):
@@ -213,14 +213,15 @@ def job_matmul(spec):
 def attention_kernel(cfg, dtype):
     """Which kernel F.scaled_dot_product_attention picks for a training step of cfg's shapes.
 
-    PyTorch chooses at run time. On a CPU (in PyTorch 2.13) its flash-attention kernel, the one that never
-    stores the (T, T) weights, has no dropout, so with dropout > 0 it falls back to the plain "math" kernel,
-    which does. The table shows which one the timings are of.
+    PyTorch chooses at run time. gpt.py never asks it for dropout on the attention weights (it drops out
+    the attention's output instead), because on a CPU (in PyTorch 2.13) the flash-attention kernel, the one
+    that never stores the (T, T) weights, has no dropout, and asking for it would fall back to the plain
+    "math" kernel, which does. The table shows which one the timings are of.
     """
     head = cfg["n_embd"] // cfg["n_head"]
     q = torch.zeros(1, cfg["n_head"], cfg["block_size"], head, dtype=dtype, requires_grad=True)  # batch: no matter
     try:
-        choice = torch._fused_sdp_choice(q, q, q, dropout_p=cfg["dropout"], is_causal=True)
+        choice = torch._fused_sdp_choice(q, q, q, dropout_p=0.0, is_causal=True)  # as gpt.py calls it
         return torch.nn.attention.SDPBackend(choice).name.lower()
     except (AttributeError, RuntimeError, TypeError, ValueError):  # a private API: it may change or vanish
         return "unknown"
@@ -244,7 +245,7 @@ def job_train(spec):
             group["lr"] = runner.lr_at(step, cfg)
         t0 = time.perf_counter()
         x, y = get_batch(train_data, cfg["batch_size"], cfg["block_size"], DEVICE, batch_gen)
-        with runner.autocast(DEVICE, dtype):
+        with runner.autocast(DEVICE, dtype), runner.attention_kernel(DEVICE, cfg):
             _, loss = model(x, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
