@@ -170,7 +170,7 @@ class GPTLanguageModel(nn.Module):
             caches.append((torch.zeros(shape, device=device), torch.zeros(shape, device=device)))
         return caches
 
-    @torch.no_grad()
+    @torch.inference_mode()  # like no_grad, and it also skips autograd's bookkeeping on every tensor
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, generator=None, strategy="halve"):
         """Append max_new_tokens sampled tokens to idx (B, T).
 

@@ -360,7 +360,7 @@ def prompt_ids(tok, prompt):
     return tok.encode(prompt)
 
 
-@torch.no_grad()
+@torch.inference_mode()  # like no_grad, and it also skips autograd's bookkeeping on every tensor
 def sample(model, idx, max_new_tokens, temperature=1.0, top_k=None, generator=None, block_size=None):
     """Append max_new_tokens sampled tokens to idx (B, T), one forward pass over the last block per token."""
     for _ in range(max_new_tokens):
