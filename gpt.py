@@ -14,7 +14,7 @@ What is new since bigram_v3.py:
 On a GPU it uses the lecture's configuration (batch 64, block 256, 6 layers, 6 heads, n_embd 384,
 dropout 0.2, 10.8M parameters); on a CPU a laptop configuration that trains in minutes.
 
-Defaults (CPU): full-split val loss 1.5744 (the bigram floor is 2.4819) after 177 s of training on a 2-core CPU (README, Results).
+Defaults (CPU): full-split val loss 1.5744 (the bigram floor is 2.4819) after 175 s of training on a 2-core CPU (README, Results).
 
     python gpt.py                     # train, save out/gpt, print a sample
     python gpt.py --sample-only --prompt "ROMEO:" --max-new-tokens 2000
@@ -82,8 +82,8 @@ class MultiHeadAttention(nn.Module):
             k_all[:, :, start : start + T] = k
             v_all[:, :, start : start + T] = v
             k, v = k_all[:, :, : start + T], v_all[:, :, : start + T]  # (B, n_head, start+T, head_size)
-        # softmax(q k^T / sqrt(head_size)) v with the causal mask, without storing the (T, T) weights;
-        # a single new token may see every cached position, so it needs no mask
+        # softmax(q k^T / sqrt(head_size)) v with the causal mask, in one call (its flash kernel never stores
+        # the (T, T) weights); a single new token may see every cached position, so it needs no mask
         y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1)  # (B, n_head, T, head_size)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): the heads side by side, as torch.cat did
         return self.dropout(self.proj(y))  # (B, T, C)

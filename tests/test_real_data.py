@@ -5,37 +5,20 @@ next to the repository. They never download it; otherwise they are skipped with 
 """
 
 import hashlib
-import os
 import shutil
 import socket
-from pathlib import Path
 
 import pytest
 import torch
 
 from data import CharTokenizer, load_text, split
-from data.shakespeare import ENV_VAR, SHA256, SIZE
-
-SHARED_COPY = Path(__file__).resolve().parents[2] / "shared/data/tinyshakespeare.txt"
-
-
-def find_real_file():
-    candidates = [Path(os.environ[ENV_VAR])] if os.environ.get(ENV_VAR) else []
-    candidates.append(SHARED_COPY)
-    for path in candidates:
-        # GPT_DATA may name some other text to train on; only a file of the right size is meant to be
-        # Tiny Shakespeare, and that one must then pass every check below.
-        if path.is_file() and path.stat().st_size == SIZE:
-            return path
-    return None
-
+from data.shakespeare import ENV_VAR, SHA256
 
 @pytest.fixture(scope="module")
-def real_path():
-    path = find_real_file()
-    if path is None:
-        pytest.skip(f"Tiny Shakespeare not found; set {ENV_VAR}=/path/to/input.txt or put it at {SHARED_COPY}")
-    return path
+def real_path(shakespeare_path):
+    """The real file (found by conftest.py: GPT_DATA if it names a file of the right size, else the shared
+    copy beside the checkout); the module is skipped with a note on how to provide it when it is absent."""
+    return shakespeare_path
 
 
 @pytest.fixture(scope="module")
