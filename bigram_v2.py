@@ -33,7 +33,7 @@ HYPERPARAMETERS = dict(
 
 
 class BigramLanguageModel(nn.Module):
-    def __init__(self, vocab_size, n_embd, block_size):
+    def __init__(self, vocab_size, *, n_embd, block_size):
         super().__init__()
         # each token looks up a dense vector; so does each position in the block
         self.token_embedding_table = nn.Embedding(vocab_size, n_embd)
@@ -55,7 +55,7 @@ class BigramLanguageModel(nn.Module):
 
 
 def build_model(cfg, vocab_size):
-    return BigramLanguageModel(vocab_size, cfg["n_embd"], cfg["block_size"])
+    return BigramLanguageModel(vocab_size, n_embd=cfg["n_embd"], block_size=cfg["block_size"])
 
 
 def main(argv=None):

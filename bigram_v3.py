@@ -62,21 +62,23 @@ class Head(nn.Module):
 class MultiHeadAttention(nn.Module):
     """Several heads of self-attention side by side, their outputs concatenated."""
 
-    def __init__(self, num_heads, n_embd, head_size, block_size):
+    def __init__(self, n_embd, n_head, block_size):
         super().__init__()
-        self.heads = nn.ModuleList([Head(n_embd, head_size, block_size) for _ in range(num_heads)])
+        head_size = n_embd // n_head
+        self.heads = nn.ModuleList([Head(n_embd=n_embd, head_size=head_size, block_size=block_size)
+                                    for _ in range(n_head)])
 
     def forward(self, x):
-        return torch.cat([h(x) for h in self.heads], dim=-1)  # (B, T, num_heads * head_size)
+        return torch.cat([h(x) for h in self.heads], dim=-1)  # (B, T, n_head * head_size)
 
 
 class BigramLanguageModel(nn.Module):
-    def __init__(self, vocab_size, n_embd, block_size, n_head):
+    def __init__(self, vocab_size, *, n_embd, block_size, n_head):
         super().__init__()
         # each token looks up a dense vector; so does each position in the block
         self.token_embedding_table = nn.Embedding(vocab_size, n_embd)
         self.position_embedding_table = nn.Embedding(block_size, n_embd)
-        self.sa_heads = MultiHeadAttention(n_head, n_embd, n_embd // n_head, block_size)
+        self.sa_heads = MultiHeadAttention(n_embd=n_embd, n_head=n_head, block_size=block_size)
         self.lm_head = nn.Linear(n_embd, vocab_size)  # from embedding space to logits
 
     def forward(self, idx, targets=None):
@@ -95,7 +97,7 @@ class BigramLanguageModel(nn.Module):
 
 
 def build_model(cfg, vocab_size):
-    return BigramLanguageModel(vocab_size, cfg["n_embd"], cfg["block_size"], cfg["n_head"])
+    return BigramLanguageModel(vocab_size, n_embd=cfg["n_embd"], block_size=cfg["block_size"], n_head=cfg["n_head"])
 
 
 def main(argv=None):

@@ -3,16 +3,16 @@
 Stage 4 of 4. Diff it against the stage before: `diff -u bigram_v3.py gpt.py`.
 
 What is new since bigram_v3.py:
-  - attention computes all heads in one batched matmul and calls F.scaled_dot_product_attention, whose
-    flash kernel never stores the (T, T) attention matrix: the same math as bigram_v3's Heads (a test
-    proves it), three times faster and less than half the memory at the lecture's sizes on a CPU;
+  - attention computes all heads in one batched matmul and calls F.scaled_dot_product_attention: the
+    same math as bigram_v3's Heads (a test copies the weights across and compares), in fewer, larger
+    operations;
   - a feed-forward network after attention: attention gathers information, the MLP thinks about it;
   - residual connections and pre-layer-norm around both, so a deep stack still trains;
   - dropout against overfitting, a final layer norm, and n_layer blocks stacked;
-  - a KV cache when sampling, so each new character costs one small forward pass.
+  - a KV cache when sampling, so each new character costs one small forward pass (sampling.py).
 
-On a GPU it uses the lecture's configuration (batch 64, block 256, 6 layers, 6 heads, n_embd 384,
-dropout 0.2, 10.8M parameters); on a CPU a laptop configuration that trains in minutes.
+On a GPU it uses the lecture's model (batch 64, block 256, 6 layers, 6 heads, n_embd 384, dropout 0.2,
+10.8M parameters); on a CPU a laptop configuration that trains in minutes.
 
 Defaults (CPU): full-split val loss 1.5744 (the bigram floor is 2.4819) after 175 s of training on a 2-core CPU (README, Results).
 
@@ -39,15 +39,15 @@ HYPERPARAMETERS = dict(  # a laptop CPU: chosen by measurement to learn the most
     n_embd=256,  # the width of each token's embedding vector
     n_head=4,  # attention heads, each n_embd // n_head wide
     n_layer=2,  # transformer blocks: on a CPU, two wide blocks learn faster per second than four narrow ones
-    dropout=0.0,  # a small model trained for minutes does not overfit: no dropout needed
-    weight_decay=0.1,  # AdamW pulls weights towards zero a little every step
+    dropout=0.0,  # a few minutes of training barely overfit this model (README, Results): no dropout
+    weight_decay=0.1,  # AdamW pulls the weight matrices towards zero a little every step
     long_sample="halve",  # past block_size: "halve" (KV cache, refill half a window) or "crop" (exact, slow)
 )
-GPU_HYPERPARAMETERS = dict(  # the lecture's configuration, used when a CUDA GPU is found
+GPU_HYPERPARAMETERS = dict(  # the lecture's model, used when a CUDA GPU is found
     batch_size=64,
     block_size=256,
-    max_iters=5000,
-    eval_interval=500,
+    max_iters=2000,  # with dropout where the lecture has it, val is lowest near 2,000 steps (README, GPU)
+    eval_interval=250,
     eval_iters=200,
     lr=1e-3,
     warmup_iters=100,
@@ -58,18 +58,23 @@ GPU_HYPERPARAMETERS = dict(  # the lecture's configuration, used when a CUDA GPU
 )
 
 
+def residual_projection(layer):
+    """Mark a Linear that writes into the residual stream: GPT-2's init shrinks these (see below)."""
+    layer.is_residual_projection = True
+    return layer
+
+
 class MultiHeadAttention(nn.Module):
     """All heads of causal self-attention at once: bigram_v3's Heads, batched into one matmul."""
 
     def __init__(self, n_embd, n_head, dropout):
         super().__init__()
         self.n_head = n_head
+        self.dropout = dropout  # on the attention weights, as the lecture's Head does
         # key, query and value of every head in one Linear: rows [q heads | k heads | v heads]
         self.qkv = nn.Linear(n_embd, 3 * n_embd, bias=False)
-        self.proj = nn.Linear(n_embd, n_embd)  # mixes the heads' outputs back into the residual stream
-        # Dropout acts on the attention's output, not on its (T, T) weights as the lecture does: dropping
-        # weights would force scaled_dot_product_attention onto its slow path that stores them on a CPU.
-        self.dropout = nn.Dropout(dropout)
+        self.proj = residual_projection(nn.Linear(n_embd, n_embd))  # mixes the heads' outputs back
+        self.resid_dropout = nn.Dropout(dropout)
 
     def forward(self, x, kv_cache=None, start=0):
         B, T, C = x.shape
@@ -82,11 +87,12 @@ class MultiHeadAttention(nn.Module):
             k_all[:, :, start : start + T] = k
             v_all[:, :, start : start + T] = v
             k, v = k_all[:, :, : start + T], v_all[:, :, : start + T]  # (B, n_head, start+T, head_size)
-        # softmax(q k^T / sqrt(head_size)) v with the causal mask, in one call (its flash kernel never stores
-        # the (T, T) weights); a single new token may see every cached position, so it needs no mask
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1)  # (B, n_head, T, head_size)
+        # dropout(softmax(q k^T / sqrt(head_size)) with the causal mask) v, in one call; a single new token
+        # may see every cached position, so it needs no mask
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1, dropout_p=p)  # (B, n_head, T, head_size)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): the heads side by side, as torch.cat did
-        return self.dropout(self.proj(y))  # (B, T, C)
+        return self.resid_dropout(self.proj(y))  # (B, T, C)
 
 
 class FeedForward(nn.Module):
@@ -97,7 +103,7 @@ class FeedForward(nn.Module):
         self.net = nn.Sequential(
             nn.Linear(n_embd, 4 * n_embd),  # (B, T, 4 * n_embd)
             nn.ReLU(),
-            nn.Linear(4 * n_embd, n_embd),  # (B, T, n_embd)
+            residual_projection(nn.Linear(4 * n_embd, n_embd)),  # (B, T, n_embd)
             nn.Dropout(dropout),
         )
 
@@ -111,9 +117,9 @@ class Block(nn.Module):
     def __init__(self, n_embd, n_head, dropout):
         super().__init__()
         self.ln1 = nn.LayerNorm(n_embd)
-        self.sa = MultiHeadAttention(n_embd, n_head, dropout)
+        self.sa = MultiHeadAttention(n_embd=n_embd, n_head=n_head, dropout=dropout)
         self.ln2 = nn.LayerNorm(n_embd)
-        self.ffwd = FeedForward(n_embd, dropout)
+        self.ffwd = FeedForward(n_embd=n_embd, dropout=dropout)
 
     def forward(self, x, kv_cache=None, start=0):
         # pre-layer-norm residual: each sublayer adds a correction to x instead of replacing it
@@ -123,34 +129,31 @@ class Block(nn.Module):
 
 
 class GPTLanguageModel(nn.Module):
-    def __init__(self, vocab_size, n_embd, block_size, n_head, n_layer, dropout):
+    def __init__(self, vocab_size, *, n_embd, block_size, n_head, n_layer, dropout):
         super().__init__()
         self.block_size = block_size
         # each token looks up a dense vector; so does each position in the block
         self.token_embedding_table = nn.Embedding(vocab_size, n_embd)
         self.position_embedding_table = nn.Embedding(block_size, n_embd)
-        self.blocks = nn.ModuleList([Block(n_embd, n_head, dropout) for _ in range(n_layer)])
+        self.emb_dropout = nn.Dropout(dropout)  # not in the lecture; nanoGPT has it (README, GPU)
+        self.blocks = nn.ModuleList([Block(n_embd=n_embd, n_head=n_head, dropout=dropout) for _ in range(n_layer)])
         self.ln_f = nn.LayerNorm(n_embd)  # final layer norm
         self.lm_head = nn.Linear(n_embd, vocab_size)  # from embedding space to logits
         # GPT-2's init: small normal weights, and residual projections shrunk by depth so the
         # residual stream's variance does not grow with every block added
-        self.apply(self._init_weights)
-        for name, p in self.named_parameters():
-            if name.endswith("sa.proj.weight") or name.endswith("net.2.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / (2 * n_layer) ** 0.5)
-
-    def _init_weights(self, module):
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                std = 0.02 / (2 * n_layer) ** 0.5 if getattr(module, "is_residual_projection", False) else 0.02
+                nn.init.normal_(module.weight, mean=0.0, std=std)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
 
     def forward(self, idx, targets=None, kv_cache=None, start=0):
         B, T = idx.shape
         # idx and targets are both (B, T) tensors of token ids; start is idx's position in the text window
         tok_emb = self.token_embedding_table(idx)  # (B, T, n_embd)
         pos_emb = self.position_embedding_table(torch.arange(start, start + T, device=idx.device))  # (T, n_embd)
-        x = tok_emb + pos_emb  # (B, T, n_embd): broadcast adds the same position vectors to every row
+        x = self.emb_dropout(tok_emb + pos_emb)  # (B, T, n_embd): the same position vectors for every row
         for i, block in enumerate(self.blocks):
             x = block(x, None if kv_cache is None else kv_cache[i], start)  # (B, T, n_embd)
         x = self.ln_f(x)  # (B, T, n_embd)
@@ -170,43 +173,10 @@ class GPTLanguageModel(nn.Module):
             caches.append((torch.zeros(shape, device=device), torch.zeros(shape, device=device)))
         return caches
 
-    @torch.inference_mode()  # like no_grad, and it also skips autograd's bookkeeping on every tensor
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, generator=None, strategy="halve"):
-        """Append max_new_tokens sampled tokens to idx (B, T).
-
-        "crop": every token runs the model over the last block_size tokens, as bigram_v3 does: exact, and
-        it repeats almost all of its work each step. "halve": a KV cache keeps every block's keys and
-        values, so a token costs one single-position forward pass. While the text fits in block_size the
-        two give identical tokens. Once the window is full, positions would have to shift by one every
-        step, which learned absolute positions cannot do in a cache, so "halve" keeps the last half
-        window, refills the cache from it in one pass, and goes on: the model sometimes sees less
-        context than "crop" would give it (between half a block and a full block, not always a full one).
-        """
-        if strategy == "crop":
-            return runner.sample(self, idx, max_new_tokens, temperature, top_k, generator, self.block_size)
-        if strategy != "halve":
-            raise ValueError(f"unknown strategy {strategy!r}: use 'halve' or 'crop'")
-        cache = self.new_kv_cache(idx.size(0), idx.device)
-        window = idx[:, -self.block_size :]  # (B, n) with n <= block_size
-        n = window.size(1)
-        logits, _ = self(window, kv_cache=cache, start=0)  # fill the cache with the prompt
-        for i in range(max_new_tokens):
-            idx_next = runner.pick_next(logits[:, -1, :], temperature, top_k, generator)  # (B, 1)
-            idx = torch.cat((idx, idx_next), dim=1)  # (B, T+1)
-            if i == max_new_tokens - 1:
-                break
-            if n < self.block_size:
-                logits, _ = self(idx_next, kv_cache=cache, start=n)  # one new position
-                n += 1
-            else:
-                window = idx[:, -max(1, self.block_size // 2) :]  # the window is full: keep its last half
-                n = window.size(1)
-                logits, _ = self(window, kv_cache=cache, start=0)  # and refill the cache from it
-        return idx
-
 
 def build_model(cfg, vocab_size):
-    return GPTLanguageModel(vocab_size, cfg["n_embd"], cfg["block_size"], cfg["n_head"], cfg["n_layer"], cfg["dropout"])
+    return GPTLanguageModel(vocab_size, n_embd=cfg["n_embd"], block_size=cfg["block_size"], n_head=cfg["n_head"],
+                            n_layer=cfg["n_layer"], dropout=cfg["dropout"])
 
 
 def main(argv=None):

@@ -5,8 +5,8 @@ Tiny Shakespeare has 65 distinct characters, so ids run from 0 to 64.
 """
 
 import json
-import os
-import tempfile
+
+from .atomic import atomic_write_text
 
 
 class UnknownCharacterError(ValueError):
@@ -59,15 +59,9 @@ class CharTokenizer:
         return cls(d["chars"])
 
     def save(self, path):
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tokenizer-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self.to_dict(), f, ensure_ascii=False)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        # Atomic, because a run killed while saving must not leave a tokenizer.json that cannot be read
+        # beside a good checkpoint.
+        atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False))
 
     @classmethod
     def load(cls, path):

@@ -1,32 +1,76 @@
 """Shared fixtures: where the real Tiny Shakespeare is, and a small text that keeps training tests fast.
 
-The real file is used where it is at hand (GPT_DATA, or ../shared/data/tinyshakespeare.txt next to the
-repository), never downloaded. Most tests train on `small_text`: the first 40,000 characters of it, or,
-where it is missing, a made-up text in the same shape, so they run everywhere in seconds.
+The real text is found as the scripts find it, through data.load_text (see find_shakespeare), so a
+learner who followed the README runs the real-data tests too. Most tests train on `small_text`: the first
+40,000 characters of it, or, where it is missing, a made-up text in the same shape, so they run everywhere
+in seconds.
 """
 
+import hashlib
 import os
 import random
+import subprocess
+import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
-from data.shakespeare import ENV_VAR, SIZE
+from data import DataError, load_text
+from data.shakespeare import DEFAULT_CACHE, ENV_VAR, SHA256, SIZE, URL
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_COPY = Path(__file__).resolve().parents[2] / "shared/data/tinyshakespeare.txt"
+SHARED_COPY = REPO_ROOT.parent / "shared/data/tinyshakespeare.txt"
 SMALL_CHARS = 40_000
 PROMPT = "First Citizen:"  # in both the real slice and the made-up text
+# One short try at the real download: offline it fails at once, online 1.1 MB arrives well within this.
+DOWNLOAD = {"timeout": 5.0, "retries": 0, "deadline": 15.0}
 
 
-def find_shakespeare():
-    """The real file if it is here: GPT_DATA when that names a file of the right size, else the shared copy."""
-    candidates = [Path(os.environ[ENV_VAR])] if os.environ.get(ENV_VAR) else []
-    candidates.append(SHARED_COPY)
-    for path in candidates:
-        if path.is_file() and path.stat().st_size == SIZE:
-            return path
-    return None
+class Found(NamedTuple):
+    path: Path | None  # None when the real text is not at hand
+    text: str | None
+    why_not: str | None  # what each place looked at said, for the skip message
+
+
+def find_shakespeare(cache=DEFAULT_CACHE, shared=SHARED_COPY, url=URL):
+    """Find the real text as the scripts do, and say where it was found, or why it was not.
+
+    1. the file GPT_DATA names, when it is set: the scripts would train on it;
+    2. else what load_text() does with no path and no GPT_DATA: the verified cache (data/tinyshakespeare.txt,
+       where the README tells learners to save the file), or else one short try at downloading it there;
+    3. else the copy in ../shared/data beside the checkout, for machines without a network.
+
+    Each place must hold the real 1,115,394-byte text with the published checksum: GPT_DATA may name a
+    learner's own text, which is fine for the scripts but not for tests that check Tiny Shakespeare's
+    numbers, so then the search goes on.
+    """
+    reasons = []
+
+    def real(where, path=None, **kwargs):
+        try:
+            text = load_text(path, **kwargs)
+        except DataError as err:
+            reasons.append(str(err))
+            return None
+        if len(text) != SIZE or hashlib.sha256(text.encode("utf-8")).hexdigest() != SHA256:
+            reasons.append(f"{where} is not Tiny Shakespeare ({len(text):,} characters, expected {SIZE:,})")
+            return None
+        return text
+
+    if os.environ.get(ENV_VAR):
+        text = real(f"{os.environ[ENV_VAR]} (from {ENV_VAR})")
+        if text is not None:
+            return Found(Path(os.environ[ENV_VAR]), text, None)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv(ENV_VAR, raising=False)  # else load_text() would read GPT_DATA again, not the cache
+        text = real(cache, cache=cache, url=url, **DOWNLOAD)
+    if text is not None:
+        return Found(Path(cache), text, None)
+    text = real(shared, Path(shared))
+    if text is not None:
+        return Found(Path(shared), text, None)
+    return Found(None, None, " | ".join(reasons))
 
 
 def made_up_text(n_chars):
@@ -52,18 +96,23 @@ def prompt():
 
 
 @pytest.fixture(scope="session")
-def shakespeare_path():
-    path = find_shakespeare()
-    if path is None:
-        pytest.skip(f"Tiny Shakespeare not found; set {ENV_VAR}=/path/to/input.txt or put it at {SHARED_COPY}")
-    return path
+def shakespeare():
+    """The real Tiny Shakespeare as find_shakespeare() reports it; looked for once per test run."""
+    return find_shakespeare()
 
 
 @pytest.fixture(scope="session")
-def small_text():
-    path = find_shakespeare()
-    if path is not None:
-        return path.read_text(encoding="utf-8")[:SMALL_CHARS]
+def shakespeare_path(shakespeare):
+    if shakespeare.path is None:
+        pytest.skip(f"Tiny Shakespeare not found ({shakespeare.why_not}); set {ENV_VAR}=/path/to/input.txt "
+                    f"or save it as {DEFAULT_CACHE}")
+    return shakespeare.path
+
+
+@pytest.fixture(scope="session")
+def small_text(shakespeare):
+    if shakespeare.text is not None:
+        return shakespeare.text[:SMALL_CHARS]
     return made_up_text(SMALL_CHARS)
 
 
@@ -72,3 +121,14 @@ def small_text_path(small_text, tmp_path_factory):
     path = tmp_path_factory.mktemp("text") / "small.txt"
     path.write_text(small_text, encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def exited_pid():
+    """The pid of a real process that has exited and been waited for, so no process has it now.
+
+    Made fresh for each test: the longer a pid has been free, the likelier the system gave it to another
+    process."""
+    proc = subprocess.Popen([sys.executable, "-c", ""])
+    proc.wait()
+    return proc.pid

@@ -1,13 +1,18 @@
-"""The character tokenizer, the split and the batches (data/tokenizer.py, data/batches.py)."""
+"""The character tokenizer, the split, the batches and the atomic writes (data/tokenizer.py, data/batches.py,
+data/atomic.py)."""
 
 import json
+import os
+import time
 
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from data import CharTokenizer, UnknownCharacterError, get_batch, split
+from data import (CharTokenizer, UnknownCharacterError, atomic_write, atomic_write_text, get_batch,
+                  remove_stale_temps, split)
+from data.atomic import TEMP_PREFIX, process_alive
 
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n"
 TOK = CharTokenizer.from_text(TEXT)
@@ -125,3 +130,107 @@ def test_data_shorter_than_block_plus_one_is_refused():
     with pytest.raises(ValueError, match="block_size"):
         get_batch(torch.arange(8), 2, 8)
 
+
+
+# ---- atomic writes (data/atomic.py) -------------------------------------------------------------------
+
+
+class WriterCrashed(Exception):
+    pass
+
+
+def half_write_then(exc):
+    """A write callback that puts half a file in place, as a crash mid-save would, then raises exc."""
+
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write("half of the new")
+        raise exc
+
+    return write
+
+
+@pytest.mark.parametrize("exc", [WriterCrashed("disk full"), KeyboardInterrupt()], ids=["error", "ctrl-c"])
+def test_write_that_fails_midway_leaves_the_old_file_and_no_temp_file(tmp_path, exc):
+    path = tmp_path / "ckpt.pt"
+    path.write_text("the old, complete file")
+    with pytest.raises(type(exc)):
+        atomic_write(path, half_write_then(exc))
+    assert path.read_text() == "the old, complete file"
+    assert os.listdir(tmp_path) == ["ckpt.pt"]
+
+
+def test_write_that_fails_before_the_file_exists_leaves_nothing(tmp_path):
+    with pytest.raises(WriterCrashed):
+        atomic_write(tmp_path / "ckpt.pt", half_write_then(WriterCrashed()))
+    assert os.listdir(tmp_path) == []
+
+
+def test_successful_write_replaces_the_file_and_leaves_no_temp_file(tmp_path):
+    path = tmp_path / "metrics.json"
+    path.write_text("old")
+    assert atomic_write_text(path, '{"val_loss": 1.5}\n') == str(path)
+    assert path.read_text() == '{"val_loss": 1.5}\n'
+    assert os.listdir(tmp_path) == ["metrics.json"]
+
+
+def test_write_creates_a_file_that_did_not_exist_with_the_umask_permissions(tmp_path):
+    path = tmp_path / "new.pt"
+    atomic_write(path, lambda tmp: torch.save({"step": 3}, tmp))
+    assert torch.load(path) == {"step": 3}
+    if os.name == "posix":  # like a file open() creates, not the 0o600 of tempfile.mkstemp
+        umask = os.umask(0)
+        os.umask(umask)
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_temp_file_is_beside_the_destination_and_named_with_our_prefix_and_pid(tmp_path):
+    seen = []
+
+    def write(tmp):
+        seen.append(tmp)
+        open(tmp, "w").close()
+
+    atomic_write(tmp_path / "tokenizer.json", write)
+    (tmp,) = seen
+    assert os.path.dirname(tmp) == str(tmp_path)  # same directory, so os.replace is a rename
+    name = os.path.basename(tmp)
+    assert name.startswith(f"{TEMP_PREFIX}{os.getpid()}-") and name.endswith("-tokenizer.json")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="pid liveness is checked on POSIX only; elsewhere age decides")
+def test_process_alive_tells_a_running_process_from_an_exited_one_and_refuses_to_guess(exited_pid):
+    assert process_alive(os.getpid()) is True
+    assert process_alive(str(exited_pid)) is False
+    assert process_alive("0") is None  # os.kill(0, ...) would mean our whole process group
+    assert process_alive("not-a-pid") is None and process_alive("9" * 30) is None
+
+
+@pytest.mark.skipif(os.name != "posix", reason="pid liveness is checked on POSIX only; elsewhere age decides")
+def test_stale_temp_of_a_dead_writer_is_removed_but_live_and_foreign_files_are_kept(tmp_path, exited_pid):
+    pid = exited_pid
+    dead = tmp_path / f"{TEMP_PREFIX}{pid}-0badc0de-ckpt.pt"
+    live = tmp_path / f"{TEMP_PREFIX}{os.getpid()}-12345678-ckpt.pt"  # this process could be writing it now
+    foreign = [tmp_path / "ckpt.pt", tmp_path / ".tmp-4242-notes.txt", tmp_path / f"x{TEMP_PREFIX}1-a-b"]
+    for path in [dead, live, *foreign]:
+        path.write_text("x")
+    (tmp_path / f"{TEMP_PREFIX}{pid}-dir").mkdir()  # only regular files are ever deleted
+
+    assert remove_stale_temps(tmp_path) == [dead]
+    assert sorted(os.listdir(tmp_path)) == sorted([live.name, *(p.name for p in foreign), f"{TEMP_PREFIX}{pid}-dir"])
+    assert remove_stale_temps(tmp_path) == []  # nothing left to tidy
+
+
+def test_temp_whose_writer_cannot_be_checked_is_removed_only_when_old(tmp_path):
+    unchecked = tmp_path / f"{TEMP_PREFIX}not-a-pid-ckpt.pt"  # no pid: only its age can tell
+    unchecked.write_text("x")
+    assert remove_stale_temps(tmp_path, max_age=60) == []
+    day_ago = time.time() - 24 * 3600
+    os.utime(unchecked, (day_ago, day_ago))
+    assert remove_stale_temps(tmp_path, max_age=60) == [unchecked]
+
+
+def test_removing_stale_temps_from_a_missing_directory_is_not_an_error(tmp_path):
+    assert remove_stale_temps(tmp_path / "nope") == []
+    (tmp_path / "file").write_text("x")
+    assert remove_stale_temps(tmp_path / "file") == []

@@ -17,6 +17,7 @@ import bigram_v2
 import bigram_v3
 import gpt
 import runner
+import sampling
 from data import CharTokenizer, get_batch, split
 
 STAGES = [bigram_v1, bigram_v2, bigram_v3, gpt]
@@ -142,8 +143,8 @@ def test_same_seed_gives_identical_training_losses(stage, corpus):
 
 def generate(stage, model, idx, n, g, block_size):
     if stage is gpt:
-        return model.generate(idx, n, generator=g)
-    return runner.sample(model, idx, n, generator=g, block_size=block_size)
+        return sampling.generate(model, idx, n, generator=g)
+    return sampling.sample(model, idx, n, generator=g, block_size=block_size)
 
 
 @pytest.mark.parametrize("prompt_chars", [14, 40], ids=["prompt_fits_block", "prompt_longer_than_block"])
@@ -186,8 +187,8 @@ def test_gpt_batched_attention_is_bigram_v3_heads_then_proj_in_outputs_and_gradi
     C, n_head, block_size, B, T = 32, 4, 16, 3, 11  # T < block_size: the mask is sliced, not used whole
     hs = C // n_head
     torch.manual_seed(0)
-    heads = bigram_v3.MultiHeadAttention(n_head, C, hs, block_size).double().eval()
-    fast = gpt.MultiHeadAttention(C, n_head, dropout=0.0).double().eval()
+    heads = bigram_v3.MultiHeadAttention(n_embd=C, n_head=n_head, block_size=block_size).double().eval()
+    fast = gpt.MultiHeadAttention(n_embd=C, n_head=n_head, dropout=0.0).double().eval()
     with torch.no_grad():
         # qkv's rows are [q of heads 0..n_head-1 | k of every head | v of every head], head_size rows each
         for h, head in enumerate(heads.heads):
@@ -217,11 +218,11 @@ def test_kv_cache_and_crop_sample_identical_tokens_while_the_text_fits_the_block
     n = block_size - prompt_len + 1  # prompt_len + n - 1 == block_size: the last token still fits
     model = spread_gpt(tok.vocab_size, block_size)
     prompt = torch.randint(tok.vocab_size, (2, prompt_len), generator=torch.Generator().manual_seed(1))
-    halve = model.generate(prompt, n, generator=torch.Generator().manual_seed(7))  # the default: cached
-    crop = model.generate(prompt, n, generator=torch.Generator().manual_seed(7), strategy="crop")
+    halve = sampling.generate(model, prompt, n, generator=torch.Generator().manual_seed(7))  # the default: cached
+    crop = sampling.generate(model, prompt, n, generator=torch.Generator().manual_seed(7), strategy="crop")
     assert halve.shape == (2, prompt_len + n)
     assert torch.equal(halve, crop)
-    other = model.generate(prompt, n, generator=torch.Generator().manual_seed(8))
+    other = sampling.generate(model, prompt, n, generator=torch.Generator().manual_seed(8))
     assert not torch.equal(halve, other)  # the weights are spread enough that the seed matters
 
 
@@ -231,11 +232,11 @@ def test_past_block_size_both_strategies_return_prompt_plus_max_new_tokens(corpu
     block_size, prompt_len, n = 8, 5, 40
     model = spread_gpt(tok.vocab_size, block_size)
     prompt = torch.randint(tok.vocab_size, (2, prompt_len), generator=torch.Generator().manual_seed(1))
-    out = model.generate(prompt, n, generator=torch.Generator().manual_seed(7), strategy=strategy)
+    out = sampling.generate(model, prompt, n, generator=torch.Generator().manual_seed(7), strategy=strategy)
     assert out.shape == (2, prompt_len + n)
     assert torch.equal(out[:, :prompt_len], prompt)
     # every token drawn while the text still fitted the block is the same whichever strategy drew it
-    exact = model.generate(prompt, n, generator=torch.Generator().manual_seed(7), strategy="crop")
+    exact = sampling.generate(model, prompt, n, generator=torch.Generator().manual_seed(7), strategy="crop")
     assert torch.equal(out[:, : block_size + 1], exact[:, : block_size + 1])
 
 
@@ -244,7 +245,7 @@ def test_kv_cache_sampling_works_with_block_size_one(corpus):
     tok, _, _ = corpus
     model = spread_gpt(tok.vocab_size, block_size=1)
     prompt = torch.tensor([[0, 1, 2]])
-    out = model.generate(prompt, 5, generator=torch.Generator().manual_seed(0))
+    out = sampling.generate(model, prompt, 5, generator=torch.Generator().manual_seed(0))
     assert out.shape == (1, 8)
 
 
@@ -252,7 +253,7 @@ def test_unknown_sampling_strategy_is_refused(corpus):
     tok, _, _ = corpus
     model = spread_gpt(tok.vocab_size, 8)
     with pytest.raises(ValueError, match="unknown strategy"):
-        model.generate(torch.zeros(1, 1, dtype=torch.long), 3, strategy="shift")
+        sampling.generate(model, torch.zeros(1, 1, dtype=torch.long), 3, strategy="shift")
 
 
 def test_cached_single_steps_give_the_logits_of_the_full_forward_pass(corpus):

@@ -1,42 +1,35 @@
-"""The learner notes are executable: every ```python block in notes/*.md runs, and its asserts hold.
+"""The learner notes run as a reader would run them: every ```python block of a note, pasted in order.
 
-A note's blocks run in order in one fresh namespace, so a later block can use what an earlier one defined,
-exactly as a reader pasting them into one Python session would. Output shown to the reader goes in
-```text blocks, which are never run. The namespace holds:
+For each note, the test joins its python blocks into one script and runs it in a fresh Python started at
+the repository root, `python - < script`, with GPT_DATA naming the real Tiny Shakespeare when it is at
+hand. Nothing is predefined: a name a block uses is one an earlier block (or an import) made, so a
+reader who pastes the blocks into a Python session gets what the test got. Output shown to the reader
+goes in ```text blocks, which never run.
 
-- NOTES_TMP, a pytest tmp_path, for a block that needs to write a small file (a checkpoint, a tokenizer);
-- NOTES_DATA, the path of the real Tiny Shakespeare text if it is here (GPT_DATA, else the shared copy
-  beside the repository), or None;
-- SkipNote, an exception. A note that needs the real text raises it from its first block when NOTES_DATA
-  is None, with a message saying how to provide the text; the test then reports the note as skipped.
+A note that reads the real text (it calls load_text, or runs a stage's main) is skipped, with the reason,
+where the text cannot be found.
 """
 
 import os
 import re
-import traceback
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from data.shakespeare import ENV_VAR
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTES_DIR = ROOT / "notes"
-SHARED_TEXT = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
 INDEX = "README.md"
 # Notes that are reading lists rather than lessons, so they need not prove anything in code.
 NO_CODE_REQUIRED = {INDEX, "references.md"}
+NEEDS_TEXT = re.compile(r"load_text\(|\.main\(\[")  # what a note calls when it reads the real text
+TIMEOUT = 300  # seconds per note: generous, a note that needs more is too slow for a reader anyway
 
 OPENING_FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,})(?P<info>[^`]*)$")
-
-
-class SkipNote(Exception):
-    """Raised by a note's first block when the note cannot run here; its message says what is missing."""
-
-
-def find_notes_data(environ=os.environ, shared=SHARED_TEXT):
-    """The real text for the notes: $GPT_DATA if it names a file, else the shared copy if here, else None."""
-    candidates = [Path(environ["GPT_DATA"])] if environ.get("GPT_DATA") else []
-    candidates.append(Path(shared))
-    return next((path for path in candidates if path.is_file()), None)
+STDIN_LINE = re.compile(r'File "<stdin>", line (\d+)')
 
 
 def note_files():
@@ -78,59 +71,50 @@ def python_blocks(note):
     return [(line, code) for language, line, code in fenced_blocks(text) if language == "python"]
 
 
-def block_filename(note, index, line):
-    return f"{note}:block{index}@line{line}"
+def note_script(blocks):
+    """The blocks as one script, a blank line between two, and for each script line its line in the note."""
+    lines, where = [], []
+    for line, code in blocks:
+        if lines:
+            lines.append("")
+            where.append(None)
+        for k, code_line in enumerate(code.splitlines()):
+            lines.append(code_line)
+            where.append(line + k)
+    return "\n".join(lines) + "\n", where
 
 
-def note_line_of(exc, note, blocks):
-    """The line of the note file where exc was raised, from the deepest traceback frame inside a block."""
-    names = {block_filename(note, k, line): line for k, (line, _) in enumerate(blocks, start=1)}
-    found = None
-    for frame in traceback.extract_tb(exc.__traceback__):
-        if frame.filename in names and frame.lineno is not None:
-            found = names[frame.filename] + frame.lineno - 1
-    return found
+def failing_note_line(stderr, where):
+    """The note line of the deepest frame of the script in a traceback, or None."""
+    found = [int(n) for n in STDIN_LINE.findall(stderr)]
+    if not found or not 1 <= found[-1] <= len(where):
+        return None
+    return where[found[-1] - 1]
 
 
-@pytest.mark.parametrize("note", note_files())
-def test_note_python_blocks_run_in_order_without_error(note, tmp_path, monkeypatch):
-    monkeypatch.chdir(ROOT)  # so a note can open data/ or write out/ the way the scripts do
-    monkeypatch.syspath_prepend(str(ROOT))  # so a note can `import bigram_v2` like a learner at the root
-    ns = {"__name__": f"notes.{Path(note).stem}", "NOTES_TMP": tmp_path, "NOTES_DATA": find_notes_data(),
-          "SkipNote": SkipNote}
-    run_blocks(note, python_blocks(note), ns)
+def run_note(note, text_path):
+    blocks = python_blocks(note)
+    script, where = note_script(blocks)
+    env = dict(os.environ)
+    if text_path is not None:
+        env[ENV_VAR] = str(text_path)
+    done = subprocess.run([sys.executable, "-"], input=script, cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=TIMEOUT)
+    return done, where
 
 
-def run_blocks(note, blocks, ns):
-    """Run blocks in order in ns: a failure fails the test at its line, a first-block SkipNote skips it."""
-    for index, (line, code) in enumerate(blocks, start=1):
-        skip = message = None
-        try:
-            exec(compile(code, block_filename(note, index, line), "exec"), ns)
-        except SkipNote as exc:
-            if index == 1:
-                skip = f"notes/{note}: {exc}"
-            else:  # earlier blocks already ran: skipping now would hide half a note
-                message = failure_message(note, blocks, index, exc)
-                message += "\nSkipNote belongs in a note's first block, before anything has run."
-        except Exception as exc:  # every failure, an AssertionError included, becomes one located message
-            message = failure_message(note, blocks, index, exc)
-        # outside the except, so no "during handling" noise
-        if skip is not None:
-            pytest.skip(skip)
-        if message is not None:
-            pytest.fail(message, pytrace=False)
-
-
-def failure_message(note, blocks, index, exc):
-    line = blocks[index - 1][0]
-    at = note_line_of(exc, note, blocks)
-    where = f"line {at}" if at is not None else f"the block starting on line {line}"
-    detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return (
-        f"notes/{note}: python block {index} (starting on line {line}) failed at {where}: "
-        f"{type(exc).__name__}: {exc}\n\n{detail}"
-    )
+@pytest.mark.parametrize("note", [n for n in note_files() if python_blocks(n)])
+def test_note_python_blocks_pasted_in_order_into_a_fresh_python_run(note, shakespeare):
+    code = "".join(code for _, code in python_blocks(note))
+    if NEEDS_TEXT.search(code) and shakespeare.path is None:
+        pytest.skip(f"notes/{note} reads Tiny Shakespeare, which was not found ({shakespeare.why_not}); "
+                    f"set {ENV_VAR}=/path/to/input.txt")
+    done, where = run_note(note, shakespeare.path)
+    if done.returncode != 0:
+        line = failing_note_line(done.stderr, where)
+        at = f"line {line}" if line is not None else "a line the traceback does not name"
+        pytest.fail(f"notes/{note} failed at {at} (exit status {done.returncode}):\n{done.stderr[-4000:]}",
+                    pytrace=False)
 
 
 @pytest.mark.parametrize("note", [n for n in note_files() if n not in NO_CODE_REQUIRED])
@@ -174,15 +158,18 @@ def test_fenced_blocks_rejects_an_unclosed_fence():
         fenced_blocks("text\n```python\nx = 1\n")
 
 
-def test_a_failing_block_is_reported_at_its_line_in_the_note():
-    blocks = [(10, "x = 1\n"), (20, "y = 2\nassert y == 3\n")]
-    ns = {}
-    exec(compile(blocks[0][1], block_filename("demo.md", 1, 10), "exec"), ns)
-    with pytest.raises(AssertionError) as info:
-        exec(compile(blocks[1][1], block_filename("demo.md", 2, 20), "exec"), ns)
-    assert note_line_of(info.value, "demo.md", blocks) == 21
-    message = failure_message("demo.md", blocks, 2, info.value)
-    assert "python block 2 (starting on line 20) failed at line 21" in message
+def test_fenced_blocks_finds_languages_lines_and_longer_fences():
+    text = "intro\n```python\nx = 1\n```\n\n````text\n```python\nnot code\n```\n````\n```python\ny = 2\n```\n"
+    assert fenced_blocks(text) == [
+        ("python", 3, "x = 1\n"),
+        ("text", 7, "```python\nnot code\n```\n"),
+        ("python", 12, "y = 2\n"),
+    ]
+
+
+def test_fenced_blocks_rejects_an_unclosed_fence():
+    with pytest.raises(ValueError, match="line 2 is never closed"):
+        fenced_blocks("text\n```python\nx = 1\n")
 
 
 def test_fenced_blocks_takes_a_fence_indentation_off_its_code():
@@ -190,26 +177,22 @@ def test_fenced_blocks_takes_a_fence_indentation_off_its_code():
     assert fenced_blocks(text) == [("python", 4, "if True:\n    x = 1\n")]
 
 
-
-def test_a_skipnote_from_the_first_block_skips_the_note_with_its_message():
-    blocks = [(3, "raise SkipNote('needs the real text: set GPT_DATA=/path/to/input.txt')\n"), (9, "x = 1\n")]
-    ns = {"SkipNote": SkipNote}
-    with pytest.raises(pytest.skip.Exception, match="demo.md: needs the real text: set GPT_DATA="):
-        run_blocks("demo.md", blocks, ns)
-    assert "x" not in ns  # nothing after the skip ran
+def test_a_note_script_maps_each_line_back_to_the_note():
+    script, where = note_script([(10, "x = 1\n"), (20, "y = 2\nassert y == 3\n")])
+    assert script == "x = 1\n\ny = 2\nassert y == 3\n"
+    assert where == [10, None, 20, 21]
 
 
-def test_a_skipnote_after_the_first_block_fails_the_note():
-    blocks = [(3, "x = 1\n"), (9, "raise SkipNote('too late')\n")]
-    with pytest.raises(pytest.fail.Exception, match="(?s)block 2 .*SkipNote belongs in a note's first block"):
-        run_blocks("demo.md", blocks, {"SkipNote": SkipNote})
+def test_a_failure_is_reported_at_its_line_in_the_note():
+    blocks = [(10, "def f():\n    return 1 / 0\n"), (20, "x = 1\nf()\n")]
+    script, where = note_script(blocks)
+    done = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True)
+    assert done.returncode == 1 and "ZeroDivisionError" in done.stderr
+    assert failing_note_line(done.stderr, where) == 11  # the deepest frame: inside f, the note's line 11
+    assert failing_note_line("no traceback here", where) is None
 
 
-def test_notes_data_is_gpt_data_then_the_shared_copy_then_none(tmp_path):
-    mine, shared = tmp_path / "mine.txt", tmp_path / "shared.txt"
-    assert find_notes_data({}, shared) is None
-    shared.write_text("shared copy")
-    assert find_notes_data({}, shared) == shared
-    assert find_notes_data({"GPT_DATA": str(mine)}, shared) == shared  # GPT_DATA names no file: fall back
-    mine.write_text("my text")
-    assert find_notes_data({"GPT_DATA": str(mine)}, shared) == mine
+def test_no_note_uses_a_name_only_the_old_test_runner_defined():
+    for note in note_files():
+        code = "".join(code for _, code in python_blocks(note))
+        assert not re.search(r"\b(NOTES_TMP|NOTES_DATA|SkipNote)\b", code), note

@@ -80,8 +80,10 @@ def assert_one_line_error(code, err, stage, *fragments):
 
 
 def assert_argparse_error(code, err, *fragments):
+    """A bad flag: exit status 2 and one line that names it, no usage block."""
     assert code == 2, err
     assert "error:" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
     for fragment in fragments:
         assert fragment in err
 
@@ -165,12 +167,12 @@ def test_training_run_prints_a_sample_of_the_prompt_and_max_new_tokens_character
 
 
 @slow
-@pytest.mark.parametrize("stage", ["bigram_v1", "gpt"])  # runner.sample, and gpt's own KV-cache generate
+@pytest.mark.parametrize("stage", ["bigram_v1", "gpt"])  # sampling.sample, and the KV-cache loop
 def test_sample_only_prints_the_training_runs_sample_again_without_training(stage, trained, prompt):
     out, train_proc = trained(stage)
     before = {name: (out / name).stat().st_mtime_ns for name in ("ckpt.pt", "metrics.json")}
     proc = run_script(stage, "--sample-only", "--out", out, "--prompt", prompt, "--max-new-tokens", "20",
-                      "--device", "cpu")
+                      "--device", "cpu", "--seed", "1337")  # the seed training used
     assert proc.returncode == 0, proc.stderr
     assert "step 0" not in proc.stdout
     assert {name: (out / name).stat().st_mtime_ns for name in before} == before
@@ -298,7 +300,8 @@ def test_script_with_a_corrupt_checkpoint_says_so_in_one_line(trained, tmp_path)
     out, _ = trained("bigram_v1")
     broken = tmp_path / "broken"
     shutil.copytree(out, broken)
-    (broken / "ckpt.pt").write_bytes(b"\x00garbage, not a checkpoint\xff" * 10)
+    for name in ("ckpt.pt", "best.pt"):  # --sample-only reads best.pt, --resume ckpt.pt
+        (broken / name).write_bytes(b"\x00garbage, not a checkpoint\xff" * 10)
     proc = run_script("bigram_v1", "--sample-only", "--out", broken, "--device", "cpu")
     assert_one_line_error(proc.returncode, proc.stderr, "bigram_v1", "corrupt")
 
@@ -314,7 +317,7 @@ def test_script_with_a_missing_data_file_says_so_in_one_line(tmp_path):
 @slow
 def test_script_with_zero_max_iters_is_an_argparse_error(tmp_path):
     proc = run_script("bigram_v3", "--max-iters", 0, "--out", tmp_path / "out")
-    assert_argparse_error(proc.returncode, proc.stderr, "--max-iters", "positive")
+    assert_argparse_error(proc.returncode, proc.stderr, "--max-iters", "1 to 100,000,000")
 
 
 # ---- bad input: main(argv) in-process ------------------------------------------------------------------
@@ -323,9 +326,10 @@ def test_script_with_zero_max_iters_is_an_argparse_error(tmp_path):
 @pytest.mark.parametrize("flag, value", [
     ("--max-iters", "0"), ("--max-iters", "-5"), ("--batch-size", "0"), ("--batch-size", "-1"),
     ("--block-size", "0"), ("--block-size", "-8"), ("--lr", "0"), ("--lr", "-0.001"), ("--lr", "nan"),
-    ("--lr", "inf"), ("--temperature", "0"), ("--temperature", "-1"), ("--eval-iters", "0"),
+    ("--lr", "inf"), ("--temperature", "101"), ("--temperature", "-1"), ("--eval-iters", "0"),
     ("--eval-interval", "0"), ("--max-new-tokens", "-1"), ("--top-k", "0"), ("--dropout", "1"),
     ("--dropout", "-0.1"), ("--n-embd", "0"), ("--n-head", "0"), ("--n-layer", "0"), ("--stop-at", "0"),
+    ("--batch-size", "100000000"), ("--n-embd", "100000"), ("--block-size", "1e9"),
 ])
 def test_a_zero_negative_or_out_of_range_number_is_an_argparse_error_naming_the_flag(flag, value, capsys, tmp_path):
     code, _, err = call_main("gpt", [flag, value, "--out", tmp_path / "out"], capsys)
@@ -401,7 +405,8 @@ def test_corrupt_checkpoint_is_one_line(mode, content, trained, capsys, small_te
     out, _ = trained("bigram_v1")
     broken = tmp_path / "broken"
     shutil.copytree(out, broken)
-    (broken / "ckpt.pt").write_bytes(content)
+    for name in ("ckpt.pt", "best.pt"):
+        (broken / name).write_bytes(content)
     code, _, err = call_main("bigram_v1", [mode, "--data", small_text_path, "--out", broken], capsys)
     assert_one_line_error(code, err, "bigram_v1", "corrupt")
 

@@ -9,13 +9,16 @@ import collections
 import hashlib
 import os
 import socket
+import stat
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from data import shakespeare
-from data.shakespeare import ENV_VAR, DataError, download, load_text
+from data.atomic import TEMP_PREFIX
+from data.shakespeare import ENV_VAR, MAX_TEXT_BYTES, DataError, download, load_text
 
 PAYLOAD = "".join(f"{i:03d} To be, or not to be, that is the question.\n" for i in range(100)).encode()
 PAYLOAD_SHA256 = hashlib.sha256(PAYLOAD).hexdigest()
@@ -55,6 +58,37 @@ def stall(after_bytes=None):
             handler.wfile.write(PAYLOAD[:after_bytes])
             handler.wfile.flush()
         site.release.wait(STALL_SECONDS)
+
+    return respond
+
+
+def endless():
+    """A body with no Content-Length that never ends: the payload over and over, until the client hangs up."""
+
+    def respond(handler, site):
+        handler.send_response(200)
+        handler.end_headers()
+        while not site.release.is_set():
+            handler.wfile.write(PAYLOAD)
+
+    return respond
+
+
+def drip(every, for_seconds=3.0):
+    """The right headers, then the body one byte every `every` seconds: never silent long enough to time out.
+
+    After for_seconds it hangs up, so that a downloader without a deadline fails the test instead of
+    hanging it for the minutes the whole payload would take.
+    """
+
+    def respond(handler, site):
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(PAYLOAD)))
+        handler.end_headers()
+        for i in range(int(for_seconds / every)):
+            handler.wfile.write(PAYLOAD[i : i + 1])
+            if site.release.wait(every):
+                return
 
     return respond
 
@@ -128,6 +162,32 @@ def message(excinfo):
 
 def assert_left_nothing(directory):
     assert sorted(os.listdir(directory)) == []
+
+
+class CountingBar:
+    """Stands in for tqdm and adds up the bytes the downloader took in."""
+
+    received = 0
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    @classmethod
+    def install(cls, monkeypatch):
+        monkeypatch.setattr(shakespeare, "tqdm", cls)
+        monkeypatch.setattr(cls, "received", 0)
+        return cls
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n):
+        CountingBar.received += n
+        # A downloader that does not stop would fill the disk; end the test long before that.
+        assert CountingBar.received < 100 * len(PAYLOAD), "the download did not stop"
 
 
 # ---- downloads ---------------------------------------------------------------------------------------
@@ -300,6 +360,78 @@ def test_disk_error_while_replacing_dest_is_a_data_error_and_leaves_nothing(site
     assert sorted(os.listdir(tmp_path)) == ["a-directory"] and not any(dest.iterdir())
 
 
+def test_endless_body_is_cut_off_at_the_expected_size_and_dest_is_untouched(site, tmp_path, monkeypatch):
+    site.routes["/input.txt"] = [endless()]
+    bar = CountingBar.install(monkeypatch)
+    dest = tmp_path / "tinyshakespeare.txt"
+    dest.write_text("the old copy")
+    with pytest.raises(DataError) as excinfo:
+        download(site.url("/input.txt"), dest, **fast())
+    text = message(excinfo)
+    assert f"longer than the expected {len(PAYLOAD):,} bytes" in text and site.url("/input.txt") in text
+    assert bar.received <= len(PAYLOAD)  # it stopped there, not when the server gave up
+    assert site.requests["/input.txt"] == 1  # the same server would send the same wrong file again
+    assert dest.read_text() == "the old copy"
+    assert os.listdir(tmp_path) == ["tinyshakespeare.txt"]
+
+
+def test_body_announced_longer_than_expected_is_refused_before_it_is_read(site, tmp_path):
+    site.routes["/input.txt"] = [ok(PAYLOAD + PAYLOAD)]
+    with pytest.raises(DataError) as excinfo:
+        load_text(cache=tmp_path / "tinyshakespeare.txt", url=site.url("/input.txt"), **fast())
+    assert f"announces {2 * len(PAYLOAD):,} bytes" in message(excinfo)
+    assert_left_nothing(tmp_path)
+
+
+def test_without_an_expected_size_the_body_is_cut_off_at_max_bytes(site, tmp_path, monkeypatch):
+    site.routes["/input.txt"] = [endless()]
+    bar = CountingBar.install(monkeypatch)
+    with pytest.raises(DataError) as excinfo:
+        download(site.url("/input.txt"), tmp_path / "out.txt", timeout=2.0, max_bytes=10_000)
+    assert "longer than the 10,000 (MAX_TEXT_BYTES)" in message(excinfo)
+    assert bar.received <= 10_000
+    assert_left_nothing(tmp_path)
+
+
+def test_server_dripping_bytes_fails_at_the_deadline_and_leaves_nothing(site, tmp_path):
+    site.routes["/input.txt"] = [drip(every=0.1)]  # each byte well within the 1 s timeout
+    started = time.monotonic()
+    with pytest.raises(DataError) as excinfo:
+        load_text(cache=tmp_path / "tinyshakespeare.txt", url=site.url("/input.txt"),
+                  **fast(timeout=1.0, retries=1, deadline=1.5))
+    elapsed = time.monotonic() - started
+    assert "took longer than the 1.5 s allowed" in message(excinfo)
+    assert 1.5 <= elapsed < 1.5 + 1.0  # the deadline, overrun by less than one timeout
+    assert site.requests["/input.txt"] == 1  # the deadline covers retries too: none is left for one
+    assert_left_nothing(tmp_path)
+
+
+def test_deadline_covers_all_retries_together(site, tmp_path):
+    site.routes["/input.txt"] = [stall()]  # each try times out after 0.3 s; ten of them would take 3 s
+    started = time.monotonic()
+    with pytest.raises(DataError) as excinfo:
+        load_text(cache=tmp_path / "tinyshakespeare.txt", url=site.url("/input.txt"),
+                  **fast(timeout=0.3, retries=9, deadline=0.8))
+    assert "took longer than the 0.8 s allowed (timed out" in message(excinfo)
+    assert time.monotonic() - started < 0.8 + 0.3 + 0.5
+    assert 2 <= site.requests["/input.txt"] < 10
+    assert_left_nothing(tmp_path)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="pids are checked on POSIX only")
+@pytest.mark.parametrize("cache_is_there", [True, False], ids=["cache-read", "download"])
+def test_temp_file_of_a_killed_download_is_removed_by_the_next_load(site, tmp_path, exited_pid, cache_is_there):
+    site.routes["/input.txt"] = [ok(PAYLOAD)]
+    cache = tmp_path / "tinyshakespeare.txt"
+    if cache_is_there:
+        cache.write_bytes(PAYLOAD)
+    leftover = tmp_path / f"{TEMP_PREFIX}{exited_pid}-5eed1e55-tinyshakespeare.txt"  # as a SIGKILL leaves it
+    leftover.write_bytes(PAYLOAD[:1000])
+    assert load_text(cache=cache, url=site.url("/input.txt"), **fast()) == PAYLOAD.decode()
+    assert os.listdir(tmp_path) == ["tinyshakespeare.txt"]
+    assert site.requests["/input.txt"] == (0 if cache_is_there else 1)
+
+
 # ---- local files: --data PATH and GPT_DATA ---------------------------------------------------------------
 
 
@@ -377,3 +509,52 @@ def test_directory_given_as_local_file_raises_a_clear_error(tmp_path):
     with pytest.raises(DataError) as excinfo:
         load_text(tmp_path)
     assert "is a directory" in message(excinfo)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need a POSIX system")
+def test_named_pipe_is_refused_without_being_opened(tmp_path):
+    fifo = tmp_path / "text.fifo"
+    os.mkfifo(fifo)
+
+    def unblock():
+        # Only if the loader wrongly opened the pipe: a writer arriving lets that open return, so the
+        # test fails instead of hanging. With no reader, the open fails at once (ENXIO) and we stop.
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+
+    watchdog = threading.Timer(2.0, unblock)
+    watchdog.start()
+    try:
+        with pytest.raises(DataError) as excinfo:
+            load_text(fifo)
+    finally:
+        watchdog.cancel()
+    text = message(excinfo)
+    assert str(fifo) in text and "named pipe" in text and "save the text to a file" in text
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_endless_device_is_refused_instead_of_read(device, monkeypatch):
+    if not os.path.exists(device) or not stat.S_ISCHR(os.stat(device).st_mode):
+        pytest.skip(f"{device} is not a character device here")
+    monkeypatch.setenv(ENV_VAR, device)
+    with pytest.raises(DataError) as excinfo:
+        load_text()
+    text = message(excinfo)
+    assert f"{device} (from {ENV_VAR}) is a device" in text and "save the text to a file" in text
+
+
+def test_text_larger_than_max_bytes_is_refused_and_one_at_the_limit_is_read(tmp_path):
+    path = tmp_path / "big.txt"
+    path.write_text("x" * 101)
+    with pytest.raises(DataError) as excinfo:
+        load_text(path, max_bytes=100)
+    text = message(excinfo)
+    assert str(path) in text and "larger than 100 bytes (101 bytes)" in text and "MAX_TEXT_BYTES" in text
+    assert load_text(path, max_bytes=101) == "x" * 101
+
+
+def test_default_limit_is_documented_and_far_above_tiny_shakespeare():
+    assert MAX_TEXT_BYTES == 64 * 1024 * 1024 and MAX_TEXT_BYTES > 50 * shakespeare.SIZE
