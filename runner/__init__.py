@@ -367,13 +367,14 @@ def evaluate_and_save(ctx, data, state, bar):
         losses = estimate_loss(state.model, data.splits, ctx.cfg, ctx.device, ctx.dtype, ctx.seed + 1)
         evaluation = {"iter": p.step, "seconds": p.train_seconds, **losses}
         improved = p.best is None or evaluation["val"] < p.best["val"]
-        bar.write(f"step {p.step}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}"
-                  + ("" if improved else f" (best {p.best['val']:.4f} at step {p.best['iter']})"))
+        note = "" if improved else f" (best {p.best['val']:.4f} at step {p.best['iter']})"
         p.history.append(evaluation)
         if improved:
             p.best = evaluation
             save_best(ctx.out, state, evaluation)
         save_checkpoint(ctx.out, state, rngs)
+        # printed after the saves: once a user sees this line, the checkpoint of this step is on disk
+        bar.write(f"step {p.step}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}{note}")
         patience = ctx.args.patience
         early = bool(patience) and p.evaluations_since_best() >= patience and p.step < ctx.cfg["max_iters"]
         if early:

@@ -11,6 +11,7 @@
 Every file is written atomically (data.atomic), so a crash or a full disk leaves the previous one intact.
 """
 
+import io
 import json
 import os
 import socket
@@ -82,7 +83,7 @@ def save_checkpoint(out, state, rng_states):
         "rng": rng_states,
         **asdict(state.progress),
     }
-    write(os.path.join(out, CHECKPOINT), lambda p: torch.save(payload, p))
+    write_torch(os.path.join(out, CHECKPOINT), payload)
     write(os.path.join(out, TOKENIZER), lambda p: state.tok.save(p))
 
 
@@ -90,7 +91,7 @@ def save_best(out, state, evaluation):
     """Write best.pt: the weights of this evaluation, which beat every earlier one on val."""
     payload = {"stage": state.stage, "model": state.model.state_dict(), "config": state.cfg,
                "tokenizer": state.tok.to_dict(), "text_sha256": state.text_sha256, **evaluation}
-    write(os.path.join(out, BEST), lambda p: torch.save(payload, p))
+    write_torch(os.path.join(out, BEST), payload)
 
 
 def rng_state(batch_gen):
@@ -105,6 +106,19 @@ def restore_rng(state, batch_gen):
     batch_gen.set_state(state["batches"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def write_torch(path, payload):
+    """torch.save, serialized in memory first: a failed write to disk then raises an OSError whose errno
+    says why (disk full, file too large), where torch's own file writer reports only "unexpected pos"."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write(path, lambda p: open_and_write(p, buffer.getbuffer()))
+
+
+def open_and_write(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
 
 
 def write(path, writer):

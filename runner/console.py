@@ -2,6 +2,7 @@
 terminal and in a notebook, and signals that stop a run between two steps instead of killing it.
 """
 
+import math
 import os
 import signal
 import sys
@@ -88,7 +89,8 @@ class ProgressBar:
         self.enabled = enabled
         self.bar = tqdm(total=total, initial=initial, desc=stage, unit="step", dynamic_ncols=True,
                         file=sys.stderr) if self.terminal else None
-        self.started, self.start_step, self.last_line = time.monotonic(), initial, time.monotonic()
+        self.started, self.start_step = time.monotonic(), initial
+        self.last_line = -math.inf  # the first step prints at once: a notebook shows the run has started
 
     def update(self, n, loss):
         self.step += n
@@ -98,7 +100,7 @@ class ProgressBar:
         elif self.enabled and time.monotonic() - self.last_line >= NOTEBOOK_PROGRESS_SECONDS:
             self.last_line = time.monotonic()
             elapsed = self.last_line - self.started
-            rate = (self.step - self.start_step) / elapsed if elapsed else 0
+            rate = (self.step - self.start_step) / elapsed if elapsed > 0 else 0
             left = f", about {(self.total - self.step) / rate:.0f} s left" if rate else ""
             say(f"{self.stage}: step {self.step:,}/{self.total:,} ({self.step / self.total:.0%}), "
                 f"loss {loss:.4f}{left}", file=sys.stderr)
