@@ -45,6 +45,7 @@ COLORS = {"bigram_v1": "tab:gray", "bigram_v2": "tab:orange", "bigram_v3": "tab:
 # A line from the validation split (The Taming of the Shrew, act 5), so no model has trained on it.
 PROMPT = "Widow:\nThus I conceive by him."
 HEADS_PER_LAYER = 4  # gpt.py's attention figure shows at most this many heads of each layer
+LECTURE_VAL = 1.48  # the val loss the lecture's 10.8M-parameter GPT reaches on a GPU
 
 
 class FigureError(Exception):
@@ -281,11 +282,14 @@ def fig_loss_curves(runs, text, tok):
     for ax in (ax_s, ax_i):
         ax.axhline(uniform, color="black", lw=0.8, ls=":")
         ax.axhline(floor, color="crimson", lw=0.8, ls="-.")
+        ax.axhline(LECTURE_VAL, color="gray", lw=0.8, ls=":")
         ax.grid(alpha=0.3)
     ax_i.text(ax_i.get_xlim()[1], uniform, f" ln {tok.vocab_size} = {uniform:.2f}: a uniform guess",
               va="center", fontsize=8)
     ax_i.text(ax_i.get_xlim()[1], floor, f" bigram floor {floor:.2f}", va="center", fontsize=8,
               color="crimson")
+    ax_i.text(ax_i.get_xlim()[1], LECTURE_VAL, f" the lecture's GPT ≈ {LECTURE_VAL}", va="center", fontsize=8,
+              color="gray")
     ax_s.set_xscale("log")
     ax_s.set_xlabel("seconds of training (log scale; optimizer steps only)")
     ax_i.set_xlabel("training step")
@@ -335,7 +339,7 @@ def category(c):
     return next((label, colour) for label, test, colour in CATEGORIES if test(c))
 
 
-def fig_embeddings(runs, text, tok):
+def fig_embeddings(runs):
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.6), layout="constrained")
     for ax, stage in zip(axes, ("bigram_v2", "gpt")):
         run = runs[stage]
@@ -444,7 +448,7 @@ def fig_masked_average(runs, prompt):
 FIGURES = {
     "loss-curves": (tuple(STAGES), True, lambda runs, a: fig_loss_curves(runs, a.text, a.tok)),
     "bigram-table": (("bigram_v1",), True, lambda runs, a: fig_bigram_table(runs, a.text, a.tok)),
-    "embeddings": (("bigram_v2", "gpt"), False, lambda runs, a: fig_embeddings(runs, None, None)),
+    "embeddings": (("bigram_v2", "gpt"), False, lambda runs, a: fig_embeddings(runs)),
     "attention-v3": (("bigram_v3",), False, lambda runs, a: fig_attention_v3(runs, a.prompt)),
     "attention-gpt": (("gpt",), False, lambda runs, a: fig_attention_gpt(runs, a.prompt)),
     "positions": (("gpt",), False, lambda runs, a: fig_positions(runs)),

@@ -201,7 +201,7 @@ def build_or_resume(ctx, data, build_model):
     cfg, ckpt, ranks = ctx.cfg, ctx.ckpt, ctx.ranks
     if ranks.main:
         check_out(ctx)
-    check_memory(ctx, build_model, data.tok.vocab_size)
+    check_memory(ctx, data.tok.vocab_size)
     torch.manual_seed(ctx.seed)  # the same initial weights on every rank
     with out_of_memory_is_one_line():
         model = build_model(cfg, data.tok.vocab_size).to(ctx.device)
@@ -252,17 +252,17 @@ def check_out(ctx):
                 os.unlink(os.path.join(ctx.out, name))
 
 
-def check_memory(ctx, build_model, vocab_size):
+def check_memory(ctx, vocab_size):
     """Refuse, in one line, a configuration that cannot fit, before allocating anything.
 
-    The model is first built on PyTorch's "meta" device, which records shapes but allocates nothing, so a
-    typo such as --n-embd 100000 is caught here instead of as an allocation failure (or, on Linux, as the
-    out-of-memory killer ending the process without a word).
+    A typo such as --n-embd 100000 would otherwise end in an allocation failure or, on Linux, in the
+    out-of-memory killer ending the process without a word. The estimate is deliberately rough (it
+    counts every stage as if it had gpt.py's blocks) and only refuses what needs over twice the memory.
     """
     cfg = ctx.cfg
-    with torch.device("meta"):
-        params = count_params(build_model(cfg, vocab_size))
     width, layers = cfg.get("n_embd", vocab_size), cfg.get("n_layer", 1)
+    # embeddings, lm_head and per block about 12 C^2 (attention 4 C^2, feed-forward 8 C^2)
+    params = (2 * vocab_size + cfg["block_size"]) * width + 12 * layers * width * width
     tokens = cfg["batch_size"] * cfg["block_size"]
     # weights, gradients and AdamW's two moments: 16 bytes a parameter; activations kept for backward:
     # a rough 40 numbers per channel per layer, the (T, T) attention weights, and the logits
@@ -270,7 +270,7 @@ def check_memory(ctx, build_model, vocab_size):
     need = 16 * params + 4 * tokens * per_token
     free = available_memory(ctx.device)
     if free is not None and need > 2 * free:
-        raise UserError(f"this configuration needs about {need / 2**30:,.1f} GiB ({params:,} parameters, "
+        raise UserError(f"this configuration needs about {need / 2**30:,.1f} GiB (about {params:,.0f} parameters, "
                         f"batch {cfg['batch_size']} x block {cfg['block_size']}), far more than the "
                         f"{free / 2**30:,.1f} GiB free on {ctx.device.type}; choose smaller sizes "
                         f"(--batch-size, --block-size, --n-embd, --n-layer)")

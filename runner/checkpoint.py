@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from data import CharTokenizer
-from data.atomic import _writer_alive, atomic_write, remove_stale_temps
+from data.atomic import STALE_AFTER_SECONDS, atomic_write, atomic_write_text, process_alive, remove_stale_temps
 
 from .cli import config_problem
 
@@ -84,7 +84,8 @@ def save_checkpoint(out, state, rng_states):
         **asdict(state.progress),
     }
     write_torch(os.path.join(out, CHECKPOINT), payload)
-    write(os.path.join(out, TOKENIZER), lambda p: state.tok.save(p))
+    tokenizer = os.path.join(out, TOKENIZER)
+    write(tokenizer, lambda: state.tok.save(tokenizer))  # itself an atomic write
 
 
 def save_best(out, state, evaluation):
@@ -113,7 +114,7 @@ def write_torch(path, payload):
     says why (disk full, file too large), where torch's own file writer reports only "unexpected pos"."""
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    write(path, lambda p: open_and_write(p, buffer.getbuffer()))
+    write(path, lambda: atomic_write(path, lambda tmp: open_and_write(tmp, buffer.getbuffer())))
 
 
 def open_and_write(path, data):
@@ -121,26 +122,19 @@ def open_and_write(path, data):
         f.write(data)
 
 
-def write(path, writer):
-    """atomic_write, with a full disk, a quota or a permission turned into one line naming the cause."""
+def write(path, atomic_save):
+    """Run atomic_save(), which writes path atomically; a full disk, a quota or a permission problem
+    becomes one line naming the path and the cause."""
     try:
-        atomic_write(path, writer)
+        atomic_save()
     except OSError as e:
         raise CheckpointError(f"cannot save {os.path.abspath(path)} ({e.strerror or e}); the previous file there "
                               f"is intact: free some space or choose another --out, then --resume") from None
-    except RuntimeError as e:  # torch.save reports a failed write (a full disk, say) as a RuntimeError
-        raise CheckpointError(f"cannot save {os.path.abspath(path)} ({' '.join(str(e).split())[:120]}; is the "
-                              f"disk full?); the previous file there is intact: free some space, then --resume") from None
 
 
 def write_json(path, obj):
-    write(path, lambda p: open_and_dump(p, obj))
-
-
-def open_and_dump(path, obj):
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
+    text = json.dumps(obj, indent=2) + "\n"
+    write(path, lambda: atomic_write_text(path, text))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -284,11 +278,11 @@ class OutLock:
         pid = owner.get("pid")
         if not isinstance(pid, int):
             return self._young()
-        alive = _writer_alive(str(pid))
+        alive = process_alive(pid)
         return self._young() if alive is None else alive
 
     def _young(self):
         try:
-            return time.time() - os.path.getmtime(self.path) < 24 * 60 * 60
+            return time.time() - os.path.getmtime(self.path) < STALE_AFTER_SECONDS
         except OSError:
             return False

@@ -1,7 +1,7 @@
 """Mutation check: plant known bugs one at a time in a copy of the repository, and see the tests catch each.
 
-    python tests/mutation.py                   # every mutant, one after another (a few minutes on 2 cores)
-    python tests/mutation.py --jobs 2          # two at a time
+    python tests/mutation.py                   # every mutant, two at a time (about 5 minutes on 2 cores)
+    python tests/mutation.py --jobs 1          # one at a time
     python tests/mutation.py --only top-k-plus-one --only no-final-layer-norm
     python tests/mutation.py --list            # the mutants and the tests meant to catch each; runs nothing
     python tests/mutation.py --help            # every flag
@@ -17,18 +17,22 @@ replaces `old` by `new` there, and runs only those tests with `python -m pytest 
     error       the tests could not run: the mutant broke an import, or they ran past --timeout. Counted
                 as killed, and shown so that a slow or crashing mutant can be made a better one;
     SURVIVED    the tests passed with the bug in: a test is missing or too weak;
-    baseline    the same tests fail on the unmutated copy too, so they prove nothing about the mutant
-                (run first, once per distinct selection of tests; --no-baseline skips it);
+    baseline    its tests fail on the unmutated copy too, or one of them no longer exists, so they prove
+                nothing about the mutant (every selection runs first, in one pytest process, on an
+                unmutated copy; --no-baseline skips that);
+    ran no test its -k expression matched no test;
     no test yet a TODO entry: a bug worth planting whose test does not exist yet.
 
-The exit status is 0 when every mutant with a test was killed, and 1 when one survived or its baseline
-failed. An `old` snippet that is not found exactly once in its file stops the script before anything runs,
-naming the mutant: when the code changes, the list has to change with it, or it would quietly test nothing.
+The exit status is 0 when every mutant with a test was killed, and 1 when one survived, its baseline failed
+or it ran no test; TODO entries are listed at the end. An `old` snippet that is not found exactly once in
+its file stops the script (exit status 2) before anything runs, naming the mutant: when the code changes,
+the list has to change with it, or it would quietly test nothing.
 
-Each run sets OMP_NUM_THREADS=1, PYTHONDONTWRITEBYTECODE=1, and GPT_DATA (if unset: the copy of Tiny
-Shakespeare at ../shared/data/ beside the checkout, or data/tinyshakespeare.txt, when either exists), so the
-tests that need the real text run instead of skipping. Adding a mutant: copy an entry, make `old` long enough
-to be unique, and check with `--only NAME` that it is killed and with `--list` that it is listed.
+Each run sets OMP_NUM_THREADS=1, PYTHONDONTWRITEBYTECODE=1 (so no stale bytecode), and GPT_DATA (if unset:
+the copy of Tiny Shakespeare at ../shared/data/ beside the checkout, or data/tinyshakespeare.txt, when
+either exists), so the tests that need the real text run instead of skipping. To add a mutant, copy an
+entry, make `old` long enough to occur once, and check it with `--only NAME`. It need not run in CI: run it
+after changing a test or the code a mutant plants its bug in.
 """
 
 import argparse
@@ -45,6 +49,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TIMEOUT = 300  # seconds per pytest run; the slowest selection below takes well under a minute
+DEFAULT_JOBS = min(2, os.cpu_count() or 1)
 SKIP_DIRS = {".git", "out", "__pycache__", ".pytest_cache", ".hypothesis", "bench/results"}
 
 
@@ -64,6 +69,7 @@ SC = "tests/test_scripts.py::"
 DA = "tests/test_data.py::"
 SH = "tests/test_shakespeare.py::"
 FI = "tests/test_figures.py::"
+RU = "tests/test_runs.py::"
 
 MUTANTS = [
     # ---- attention ----------------------------------------------------------------------------------
@@ -148,15 +154,21 @@ MUTANTS = [
            old="    decay = [p for p in model.parameters() if id(p) in matrices]\n"
                "    rest = [p for p in model.parameters() if id(p) not in matrices]\n",
            new="    decay = list(model.parameters())\n    rest = []\n",
-           # TODO: no test looks at which parameters decay yet. One that kills this: one AdamW step from
-           # make_optimizer with every gradient zero must shrink exactly the Linear weight matrices by (1 - lr wd).
-           tests=(),
+           tests=(RU + "test_weight_decay_pulls_only_linear_weight_matrices",),
            why="weight decay also pulls biases, layer-norm gains and embeddings to zero"),
     # ---- the model ----------------------------------------------------------------------------------
     Mutant("no-final-layer-norm", "gpt.py",
            old="        x = self.ln_f(x)  # (B, T, n_embd)\n", new="",
            tests=("tests/test_gpt_parts.py",),
            why="gpt's final layer norm is never applied"),
+    Mutant("no-attention-dropout", "gpt.py",
+           old="is_causal=T > 1, dropout_p=p)", new="is_causal=T > 1, dropout_p=0.0)",
+           tests=(RU + "test_attention_drops_out_its_weights_while_training_and_nothing_in_eval",),
+           why="gpt never drops out attention weights, as the lecture's Head does"),
+    Mutant("no-embedding-dropout", "gpt.py",
+           old="x = self.emb_dropout(tok_emb + pos_emb)", new="x = tok_emb + pos_emb",
+           tests=(RU + "test_gpt_drops_out_the_embeddings_while_training",),
+           why="gpt never drops out its embeddings"),
     # ---- sampling -----------------------------------------------------------------------------------
     Mutant("temperature-ignored", "sampling.py",
            old="logits = logits.double() / temperature", new="logits = logits.double()",
@@ -186,15 +198,11 @@ MUTANTS = [
            why="--resume draws its batches from the seed again instead of where the run stopped"),
     Mutant("best-saved-when-val-worse", "runner/__init__.py",
            old='improved = p.best is None or evaluation["val"] < p.best["val"]', new="improved = True",
-           # TODO: no test yet checks which evaluation best.pt holds. One that kills this: a run whose val
-           # estimates are scripted (monkeypatch runner.estimate_loss) to be best at step 10 and worse after.
-           tests=(),
+           tests=(RU + "test_the_run_reports_the_model_with_the_lowest_val_estimate_not_the_last_step",),
            why="best.pt is overwritten at every evaluation, better or not"),
     Mutant("report-ignores-best", "runner/__init__.py",
            old='    if kept["iter"] != p.step:\n', new="    if False:\n",
-           # TODO: no test yet checks that metrics.json measures best.pt's weights; the same scripted run can
-           # compare its val_loss with full_loss of best.pt's weights and of ckpt.pt's.
-           tests=(),
+           tests=(RU + "test_the_run_reports_the_model_with_the_lowest_val_estimate_not_the_last_step",),
            why="the final measurement is of the last step, not of the kept model"),
     Mutant("sigterm-not-handled", "runner/console.py",
            old='("SIGINT", "SIGTERM", "SIGHUP")', new='("SIGINT", "SIGHUP")',
@@ -294,12 +302,16 @@ class Outcome:
     code: int  # pytest's exit status, or None after a timeout
     seconds: float
     summary: str  # the first failing test, or why nothing ran
+    failed: tuple = ()  # the node ids pytest reported as FAILED or ERROR
+    ran: tuple = ()  # every node id that ran (only with report_all)
 
 
-def run_pytest(copy, mutant, timeout, env):
-    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-rfE", *mutant.tests]
-    if mutant.k:
-        cmd += ["-k", mutant.k]
+def run_pytest(copy, tests, k, timeout, env, first_failure=True, report_all=False):
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA" if report_all else "-rfE", *tests]
+    if first_failure:
+        cmd.append("-x")
+    if k:
+        cmd += ["-k", k]
     start = time.monotonic()
     # its own session, so that a timeout ends the scripts the tests started too
     proc = subprocess.Popen(cmd, cwd=copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -310,22 +322,28 @@ def run_pytest(copy, mutant, timeout, env):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         return Outcome(None, time.monotonic() - start, f"ran past the {timeout} s timeout")
-    return Outcome(proc.returncode, time.monotonic() - start, summarize(proc.returncode, out))
+
+    def nodes(*outcomes):  # from pytest's short summary: "FAILED tests/x.py::test_y - message"
+        return tuple(line.split(" ", 1)[1].split(" - ", 1)[0] for line in out.splitlines()
+                     if line.startswith(tuple(f"{o} " for o in outcomes)))
+
+    failed = nodes("FAILED", "ERROR")
+    return Outcome(proc.returncode, time.monotonic() - start, summarize(proc.returncode, out, failed), failed,
+                   nodes("PASSED", "FAILED", "ERROR", "XFAIL", "XPASS"))
 
 
-def summarize(code, out):
+def summarize(code, out, failed):
+    if failed:
+        return failed[0]
     lines = out.splitlines()
-    for prefix in ("FAILED ", "ERROR "):
-        hits = [line[len(prefix):] for line in lines if line.startswith(prefix)]
-        if hits:
-            return hits[0]
     if code == 0:
         return next((line.strip() for line in reversed(lines) if " passed" in line), "passed")
     problem = next((line.strip() for line in lines if line.startswith("E ") or "Error" in line), None)
     return problem or (lines[-1].strip() if lines else f"pytest exit status {code}")
 
 
-KILLED, ERROR, SURVIVED, BASELINE, NO_TEST = "killed", "error", "SURVIVED", "baseline", "no test yet"
+KILLED, ERROR, SURVIVED, BASELINE, NOTHING, NO_TEST = ("killed", "error", "SURVIVED", "baseline", "ran no test",
+                                                      "no test yet")
 
 
 def verdict(code):
@@ -333,15 +351,17 @@ def verdict(code):
         return KILLED  # a test failed
     if code == 0:
         return SURVIVED
+    if code == 5:
+        return NOTHING  # the -k expression matched no test: the entry needs fixing; the mutant was not tried
     # None: a timeout; 2: a collection error (the mutant broke an import); 3/4: pytest or conftest could
-    # not start; 5: nothing collected. The baseline ran the same selection cleanly, so the mutant did it.
+    # not start. The baseline ran the same selection cleanly, so the mutant did it.
     return ERROR
 
 
 def run_one(mutant, files, timeout, env, keep):
     copy = make_copy(files, mutant)
     try:
-        return run_pytest(copy, mutant, timeout, env)
+        return run_pytest(copy, mutant.tests, mutant.k, timeout, env)
     finally:
         if keep:
             print(f"  kept the copy for {mutant.name}: {copy}", flush=True)
@@ -353,17 +373,53 @@ def selection(m):
     return (m.tests, m.k)
 
 
+def covers(entry, node):
+    """Whether the pytest argument entry (a file, a test, or one parametrization of it) selects node."""
+    return node == entry or node.startswith((entry + "::", entry + "["))
+
+
+def exists(copy, entry, env):
+    """Whether pytest finds a test for entry (a test that skips exists; a renamed one does not)."""
+    done = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", entry],
+                          cwd=copy, env=env, capture_output=True, text=True)
+    return done.returncode == 0 and any(covers(entry, line.strip()) for line in done.stdout.splitlines())
+
+
 def run_baselines(mutants, files, timeout, env, jobs):
-    """Run each distinct selection of tests once on an unmutated copy; return {selection: Outcome}."""
+    """Check that each distinct selection of tests passes on an unmutated copy; return {selection: Outcome}.
+
+    All selections run together in one pytest process (without their -k, which only narrows them), since
+    starting pytest costs more than most of these tests. An entry that selects no test at all (a test since
+    renamed, which pytest does not report when its file is selected too) fails its selection; one whose
+    tests skip here (no real text, say) gets a note. When the run fails, the selections that hold a failing test (all of them, if
+    pytest did not get as far as naming one) run again one by one, to tell which are broken.
+    """
     selections = sorted({selection(m) for m in mutants if m.tests}, key=str)
+    entries = list(dict.fromkeys(e for tests, _ in selections for e in tests))
     copy = make_copy(files)
     try:
+        together = run_pytest(copy, entries, None, timeout * 4, env, first_failure=False, report_all=True)
+        result = {}
+        if together.code in (0, 1):  # every test ran, so every entry must have selected one that did
+            idle = [e for e in entries if not any(covers(e, n) for n in together.ran)]
+            missing = [e for e in idle if not exists(copy, e, env)]
+            for e in sorted(set(idle) - set(missing)):
+                print(f"note: {e} skips here, so it cannot kill its mutant", flush=True)
+            for s in selections:
+                gone = [e for e in s[0] if e in missing]
+                if gone:
+                    result[s] = Outcome(4, 0.0, f"no such test (renamed?): {gone[0]}")
+        suspects = []
+        if together.code != 0:
+            suspects = [s for s in selections if s not in result
+                        and (not together.failed or any(covers(e, n) for e in s[0] for n in together.failed))]
         with ThreadPoolExecutor(jobs) as pool:
-            outcomes = list(pool.map(lambda s: run_pytest(copy, Mutant("baseline", "", "", "", *s), timeout, env),
-                                     selections))
+            result.update(zip(suspects, pool.map(lambda s: run_pytest(copy, s[0], s[1], timeout, env), suspects)))
     finally:
         shutil.rmtree(copy, ignore_errors=True)
-    return dict(zip(selections, outcomes))
+    for s in selections:
+        result.setdefault(s, Outcome(0, together.seconds, "passed"))
+    return result
 
 
 def describe(m):
@@ -381,14 +437,22 @@ def table(rows):
     return "\n".join(lines)
 
 
+def positive(s):
+    value = int(s)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {s}")
+    return value
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="run this mutant only (repeat, or give a comma list, for several)")
     parser.add_argument("--list", action="store_true", help="list the mutants and their tests; run nothing")
-    parser.add_argument("--jobs", type=int, default=1, help="mutants run at the same time (default 1)")
-    parser.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT, help=f"seconds per pytest run "
+    parser.add_argument("--jobs", type=positive, default=DEFAULT_JOBS,
+                        help=f"mutants run at the same time (default {DEFAULT_JOBS}: each test run uses one thread)")
+    parser.add_argument("--timeout", type=positive, default=DEFAULT_TIMEOUT, help=f"seconds per pytest run "
                         f"(default {DEFAULT_TIMEOUT})")
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip running each selection of tests on the unmutated code first")
@@ -425,7 +489,11 @@ def main(argv=None):
     if not args.no_baseline and runnable:
         print(f"baseline: {len({selection(m) for m in runnable})} selections of tests on the unmutated code ...",
               flush=True)
+        t0 = time.monotonic()
         baselines = run_baselines(runnable, files, args.timeout, env, args.jobs)
+        failing = sum(o.code != 0 for o in baselines.values())
+        print(f"baseline: {f'{failing} selection(s) fail' if failing else 'every selection passes'} "
+              f"({time.monotonic() - t0:.0f} s)", flush=True)
     broken = {s for s, o in baselines.items() if o.code != 0}
     to_run = [m for m in runnable if selection(m) not in broken]
 
@@ -444,7 +512,7 @@ def main(argv=None):
             rows.append((m.name, m.file, NO_TEST, "", m.why))
         elif selection(m) in broken:
             o = baselines[selection(m)]
-            rows.append((m.name, m.file, BASELINE, "", f"fails unmutated too: {o.summary}"))
+            rows.append((m.name, m.file, BASELINE, "", f"unmutated: {o.summary}"))
         else:
             result, o = results[m.name]
             rows.append((m.name, m.file, result, f"{o.seconds:.1f} s", o.summary if result != SURVIVED else
@@ -459,7 +527,7 @@ def main(argv=None):
           + ", ".join(f"{n} {k}" for k, n in counts.items()))
     if todo:
         print(f"TODO: {len(todo)} mutant(s) have no test yet: {', '.join(m.name for m in todo)}")
-    failed = counts.get(SURVIVED, 0) + counts.get(BASELINE, 0)
+    failed = counts.get(SURVIVED, 0) + counts.get(BASELINE, 0) + counts.get(NOTHING, 0)
     return 1 if failed else 0
 
 

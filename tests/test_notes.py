@@ -25,7 +25,7 @@ NOTES_DIR = ROOT / "notes"
 INDEX = "README.md"
 # Notes that are reading lists rather than lessons, so they need not prove anything in code.
 NO_CODE_REQUIRED = {INDEX, "references.md"}
-NEEDS_TEXT = re.compile(r"load_text\(|\.main\(\[")  # what a note calls when it reads the real text
+NEEDS_TEXT = re.compile(r"load_text\(|\.main\(")  # what a note calls when it reads the real text
 TIMEOUT = 300  # seconds per note: generous, a note that needs more is too slow for a reader anyway
 
 OPENING_FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,})(?P<info>[^`]*)$")
