@@ -19,7 +19,6 @@ losses), checkpoint.py (files in --out), console.py (printing, progress, signals
 """
 
 import hashlib
-import math
 import os
 import sys
 import time
@@ -42,6 +41,12 @@ from .device import (DeviceError, attention_kernel, autocast, available_memory, 
                      machine_info, native_bf16, pick_device, pick_dtype)
 from .training import (GRAD_CLIP, MIN_LR_RATIO, bigram_floor, count_params, estimate_loss, full_loss, lr_at,
                        make_optimizer, set_lr, train_step)
+
+# What other code (the benchmark, the notes, the tests) uses as runner.<name>
+__all__ = ["ARCHITECTURE", "BEST", "CHECKPOINT", "GRAD_CLIP", "METRICS", "MIN_LR_RATIO", "STAGES", "TOKENIZER",
+           "UserError", "attention_kernel", "autocast", "bigram_floor", "count_params", "estimate_loss", "full_loss",
+           "generate_text", "lr_at", "machine_info", "main", "make_optimizer", "native_bf16", "nonnegative_int",
+           "pick_device", "pick_dtype", "positive_int", "prompt_ids", "run", "set_lr", "train_step"]
 
 DEFAULT_SEED = 1337
 # Keys that fix the shapes of a model's weights: a checkpoint can only be loaded with the same ones.
@@ -178,7 +183,7 @@ def load_data(ctx):
         if not ctx.args.allow_new_text:
             raise UserError(f"the checkpoint in {ctx.out} was trained on another text with the same characters "
                             f"(its checksum differs); use the same --data, or pass --allow-new-text to go on anyway")
-        say(f"note: continuing on a text other than the one the checkpoint trained on (--allow-new-text)")
+        say("note: continuing on a text other than the one the checkpoint trained on (--allow-new-text)")
     check_prompt(tok, ctx.args.prompt)  # fail now, not after training
     ids = torch.tensor(tok.encode(text), dtype=torch.long)
     train_data, val_data = split(ids)

@@ -22,6 +22,7 @@ import torch
 
 import bench.run
 import bench.table
+from helpers import copy_heads_into_batched
 import gpt
 import runner
 from bench.run import (CPU_SECTIONS, GPU_RUN, LECTURE, SECTIONS, WALL_FILE, PerHeadAttention, build_parser,
@@ -111,73 +112,12 @@ def test_per_head_attention_computes_what_gpt_attention_computes():
     # the benchmark compares two ways of doing the same math; copying weights proves it is the same math
     torch.manual_seed(0)
     n_embd, n_head, block_size = 12, 3, 8
-    head_size = n_embd // n_head
-    batched = gpt.MultiHeadAttention(n_embd, n_head, dropout=0.0).eval()
+    batched = gpt.MultiHeadAttention(n_embd=n_embd, n_head=n_head, dropout=0.0).eval()
     per_head = PerHeadAttention(n_embd, n_head, block_size, dropout=0.0).eval()
-    q_rows, k_rows, v_rows = batched.qkv.weight.detach().split(n_embd)  # rows [q heads | k heads | v heads]
-    with torch.no_grad():
-        for h, head in enumerate(per_head.heads.heads):
-            rows = slice(h * head_size, (h + 1) * head_size)
-            head.query.weight.copy_(q_rows[rows])
-            head.key.weight.copy_(k_rows[rows])
-            head.value.weight.copy_(v_rows[rows])
-        per_head.proj.load_state_dict(batched.proj.state_dict())
+    copy_heads_into_batched(per_head.heads.heads, batched.qkv)
+    per_head.proj.load_state_dict(batched.proj.state_dict())
     x = torch.randn(2, block_size, n_embd)  # (B, T, C)
     torch.testing.assert_close(per_head(x), batched(x))
-
-
-class FakeScript:
-    """Stands in for subprocess.Popen of a stage script: prints `lines` and writes `metrics` into its --out."""
-
-    calls = []
-
-    def __init__(self, lines, metrics):
-        self.lines, self.metrics = lines, metrics
-
-    def __call__(self, cmd, **kwargs):
-        FakeScript.calls.append(cmd)
-        out = Path(cmd[cmd.index("--out") + 1])
-        (out / runner.METRICS).write_text(json.dumps(self.metrics))
-        self.stdout = io.StringIO("".join(self.lines))
-        self.returncode = 0
-        return self
-
-    def wait(self):
-        return 0
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-def test_script_runs_overwrite_time_each_eval_line_and_reuse_reads_what_they_saved(tmp_path, monkeypatch):
-    lines = ["device: cuda (chosen with --device)\n", "step 0: train loss 4.2000, val loss 4.2000\n",
-             "step 125: train loss 2.0000, val loss 2.1000 (best 2.0 at step 0)\n", "trained 125 steps\n",
-             "---- sample ----\n", "step 9: train loss, a line of the sample, not of the run\n"]
-    metrics = gpu_metrics(iters=125, train_seconds=1.5)
-    monkeypatch.setattr(subprocess, "Popen", FakeScript(lines, metrics))
-    FakeScript.calls = []
-    args = build_parser().parse_args(["--quick", "--results-dir", str(tmp_path)])
-    b = bench.run.Bench(args, tmp_path / "text.txt", env={})
-    out = tmp_path / GPU_RUN
-    run = b.script("gpt", out, ["--compile"], device="cuda")
-    [cmd] = FakeScript.calls
-    assert cmd[1].endswith("gpt.py") and "--overwrite" in cmd and cmd[cmd.index("--device") + 1] == "cuda"
-    assert cmd[cmd.index("--final-eval") + 1] == "5000" and cmd[-1] == "--compile"  # --quick's, then the extra flags
-    assert [e["iter"] for e in run["evals"]] == [0, 125]  # the eval lines, and only those at a line's start
-    assert run["metrics"] == metrics and not run["reused"] and run["wall"] >= run["evals"][-1]["wall"]
-    assert (out / "stdout.txt").read_text() == "".join(lines)
-    # --reuse: read back, nothing run
-    args.reuse = True
-    again = b.script("gpt", out, ["--compile"], device="cuda")
-    assert len(FakeScript.calls) == 1 and again["reused"]
-    assert (again["wall"], again["evals"]) == (run["wall"], run["evals"])
-
-
-# ----------------------------------------------------------------------------------------------------
-# the command, end to end
 
 
 def test_window_nll_predicts_each_character_from_exactly_the_block_before_it():

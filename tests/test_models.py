@@ -5,6 +5,7 @@ conftest.py), so the whole file trains in a few seconds on a CPU.
 """
 
 import copy
+import importlib
 import math
 
 import pytest
@@ -18,9 +19,10 @@ import bigram_v3
 import gpt
 import runner
 import sampling
+from helpers import copy_heads_into_batched
 from data import CharTokenizer, get_batch, split
 
-STAGES = [bigram_v1, bigram_v2, bigram_v3, gpt]
+STAGES = [importlib.import_module(name) for name in runner.STAGES]  # the modules, in reading order
 TINY = dict(batch_size=8, block_size=16, n_embd=32, n_head=4, n_layer=2, dropout=0.0)
 STEPS = 40
 MIN_DROP = 0.5  # nats; 40 steps lower each stage's loss by 0.8 to 1.6 nats on every seed tried
@@ -185,15 +187,10 @@ def test_logits_up_to_t_ignore_the_tokens_after_t(stage, corpus):
 
 def test_gpt_batched_attention_is_bigram_v3_heads_then_proj_in_outputs_and_gradients():
     C, n_head, block_size, B, T = 32, 4, 16, 3, 11  # T < block_size: the mask is sliced, not used whole
-    hs = C // n_head
     torch.manual_seed(0)
     heads = bigram_v3.MultiHeadAttention(n_embd=C, n_head=n_head, block_size=block_size).double().eval()
     fast = gpt.MultiHeadAttention(n_embd=C, n_head=n_head, dropout=0.0).double().eval()
-    with torch.no_grad():
-        # qkv's rows are [q of heads 0..n_head-1 | k of every head | v of every head], head_size rows each
-        for h, head in enumerate(heads.heads):
-            for s, linear in enumerate((head.query, head.key, head.value)):
-                fast.qkv.weight[s * C + h * hs : s * C + (h + 1) * hs] = linear.weight
+    copy_heads_into_batched(heads.heads, fast.qkv)
     proj = copy.deepcopy(fast.proj)  # its own copy, so the two paths' gradients do not add up in one tensor
 
     x_fast = torch.randn(B, T, C, dtype=torch.float64, requires_grad=True)

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import runner
+from helpers import call_main
 from data.atomic import TEMP_PREFIX
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -27,16 +28,6 @@ TINY_GPT = ["--max-iters", "20", "--eval-interval", "10", "--eval-iters", "1", "
             "--max-new-tokens", "10", "--final-eval", "500"]
 posix = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 slow = pytest.mark.slow
-
-
-def call_main(stage, argv, capsys):
-    import importlib
-    try:
-        code = importlib.import_module(stage).main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_line_error(code, err, *fragments, after_progress=False):

@@ -17,6 +17,7 @@ from torch.testing import assert_close
 
 import gpt
 import runner
+from helpers import call_main
 from data import CharTokenizer, split
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -33,15 +34,6 @@ slow = pytest.mark.slow
 def script(stage, *args, cwd=REPO_ROOT, env=ENV):
     return subprocess.run([sys.executable, str(REPO_ROOT / f"{stage}.py"), *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=180)
-
-
-def call_main(stage, argv, capsys):
-    try:
-        code = importlib.import_module(stage).main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -23,9 +23,10 @@ from torch.testing import assert_close
 
 import runner
 from data import CharTokenizer, split
+from helpers import call_main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-STAGES = ["bigram_v1", "bigram_v2", "bigram_v3", "gpt"]
+STAGES = list(runner.STAGES)
 # Tiny models gain nothing from a second thread, and on a busy machine two threads wait on each other.
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 TRAIN_FLAGS = ["--max-iters", "30", "--eval-interval", "10", "--eval-iters", "2", "--batch-size", "4",
@@ -57,16 +58,6 @@ def run_script(stage, *args):
 
 def train_args(stage, data, out):
     return [*TRAIN_FLAGS, *SIZE_FLAGS[stage], "--data", data, "--out", out]
-
-
-def call_main(stage, argv, capsys):
-    """Run `python <stage>.py argv` in this process: (exit status, stdout, stderr)."""
-    try:
-        code = importlib.import_module(stage).main([str(a) for a in argv])
-    except SystemExit as e:  # argparse's exit, for --help and bad flag values
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_one_line_error(code, err, stage, *fragments):

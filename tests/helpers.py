@@ -1,0 +1,29 @@
+"""Small helpers several test files share (pytest puts tests/ on the path, so `from helpers import ...`)."""
+
+import importlib
+
+import torch
+
+
+def call_main(stage, argv, capsys):
+    """Run `python <stage>.py argv` in this process: (exit status, stdout, stderr)."""
+    try:
+        code = importlib.import_module(stage).main([str(a) for a in argv])
+    except SystemExit as e:  # argparse's exit, for --help and bad flag values
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@torch.no_grad()
+def copy_heads_into_batched(heads, qkv):
+    """Copy the key, query and value weights of bigram_v3-style Heads into one batched qkv Linear.
+
+    qkv's rows are [q of heads 0..n_head-1 | k of every head | v of every head], head_size rows each: the
+    layout gpt.MultiHeadAttention splits its projection into.
+    """
+    n_embd = qkv.in_features
+    head_size = n_embd // len(heads)
+    for h, head in enumerate(heads):
+        for s, linear in enumerate((head.query, head.key, head.value)):
+            qkv.weight[s * n_embd + h * head_size : s * n_embd + (h + 1) * head_size] = linear.weight
