@@ -43,18 +43,9 @@ HYPERPARAMETERS = dict(  # a laptop CPU: chosen by measurement to learn the most
     weight_decay=0.1,  # AdamW pulls the weight matrices towards zero a little every step
     long_sample="halve",  # past block_size: "halve" (KV cache, refill half a window) or "crop" (exact, slow)
 )
-GPU_HYPERPARAMETERS = dict(  # the lecture's model, used when a CUDA GPU is found
-    batch_size=64,
-    block_size=256,
-    max_iters=2000,  # with dropout where the lecture has it, val is lowest near 2,000 steps (README, GPU)
-    eval_interval=250,
-    eval_iters=200,
-    lr=1e-3,
-    warmup_iters=100,
-    n_embd=384,
-    n_head=6,
-    n_layer=6,
-    dropout=0.2,
+GPU_HYPERPARAMETERS = dict(  # the lecture's model, used when a CUDA GPU is found (README, GPU)
+    batch_size=64, block_size=256, n_embd=384, n_head=6, n_layer=6, dropout=0.2, lr=1e-3, warmup_iters=100,
+    max_iters=2000, eval_interval=250, eval_iters=200,  # with the lecture's dropout, val is lowest near 2,000 steps
 )
 
 
