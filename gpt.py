@@ -45,7 +45,7 @@ HYPERPARAMETERS = dict(  # a laptop CPU: chosen by measurement to learn the most
 )
 GPU_HYPERPARAMETERS = dict(  # the lecture's model, used when a CUDA GPU is found (README, GPU)
     batch_size=64, block_size=256, n_embd=384, n_head=6, n_layer=6, dropout=0.2, lr=1e-3, warmup_iters=100,
-    max_iters=2000, eval_interval=250, eval_iters=200,  # with the lecture's dropout, val is lowest near 2,000 steps
+    max_iters=2000, eval_interval=250, eval_iters=50,  # with the lecture's dropout, val is lowest near 2,000 steps
 )
 
 

@@ -134,6 +134,8 @@ def configure(stage, defaults, gpu_defaults, args):
     device = pick_device(args.device)
     ranks, device = distributed.start(device)
     dtype = pick_dtype(args.dtype, device)
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high")  # TF32 for the few matmuls autocast leaves in float32
     if ranks.main:
         say(f"device: {device.type} ({describe_choice(device, args.device)})")
     out = os.path.abspath(args.out or os.path.join("out", stage))

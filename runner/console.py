@@ -101,7 +101,8 @@ class ProgressBar:
             self.last_line = time.monotonic()
             elapsed = self.last_line - self.started
             rate = (self.step - self.start_step) / elapsed if elapsed > 0 else 0
-            left = f", about {(self.total - self.step) / rate:.0f} s left" if rate else ""
+            done = self.step - self.start_step
+            left = f", about {(self.total - self.step) / rate:.0f} s left" if rate and done >= 10 else ""
             say(f"{self.stage}: step {self.step:,}/{self.total:,} ({self.step / self.total:.0%}), "
                 f"loss {loss:.4f}{left}", file=sys.stderr)
 
