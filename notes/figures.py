@@ -416,7 +416,7 @@ def fig_positions(runs):
     T, C = learned.shape
     fig, axes = plt.subplots(1, 2, figsize=(11, 5), layout="constrained")
     for ax, table, title in ((axes[0], learned, f"gpt.py's learned position embeddings ({T} × {C})"),
-                             (axes[1], sinusoidal_encoding(T, C), f"the sinusoidal encoding, same size")):
+                             (axes[1], sinusoidal_encoding(T, C), "the sinusoidal encoding, same size")):
         im = ax.imshow(cosine_matrix(table).numpy(), cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("position")

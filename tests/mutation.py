@@ -42,8 +42,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -272,19 +274,31 @@ def repository_files(root=ROOT):
     return [n for n in names if (root / n).is_file()]  # a file deleted but not yet committed is skipped
 
 
-def make_copy(files, mutant=None, root=ROOT):
-    """A fresh copy of the repository in a temporary directory, with mutant applied if given."""
-    dest = Path(tempfile.mkdtemp(prefix=f"mutant-{mutant.name if mutant else 'baseline'}-"))
-    for name in files:
+def take_snapshot(root=ROOT):
+    """Copy the repository's files to a temporary directory once; every run copies this snapshot, so the
+    baseline and every mutant see the same code even while someone goes on editing the checkout."""
+    dest = Path(tempfile.mkdtemp(prefix="mutation-snapshot-"))
+    for name in repository_files(root):
         target = dest / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / name, target)
+    return dest
+
+
+def make_copy(snapshot, mutant=None):
+    """A fresh copy of the snapshot in a temporary directory, with mutant applied if given."""
+    dest = Path(tempfile.mkdtemp(prefix=f"mutant-{mutant.name if mutant else 'baseline'}-")) / "repo"
+    shutil.copytree(snapshot, dest)
     if mutant is not None:
         path = dest / mutant.file
         text = path.read_text(encoding="utf-8")
-        assert text.count(mutant.old) == 1, mutant.name  # check_list has made sure; the copy is the same file
+        assert text.count(mutant.old) == 1, mutant.name  # check_list made sure, on this very snapshot
         path.write_text(text.replace(mutant.old, mutant.new), encoding="utf-8")
     return dest
+
+
+def remove_copy(copy):
+    shutil.rmtree(copy.parent, ignore_errors=True)
 
 
 def test_env():
@@ -301,9 +315,42 @@ def test_env():
 class Outcome:
     code: int  # pytest's exit status, or None after a timeout
     seconds: float
-    summary: str  # the first failing test, or why nothing ran
+    summary: str  # the first failing test (with pytest's message if it could not run), or why nothing ran
     failed: tuple = ()  # the node ids pytest reported as FAILED or ERROR
     ran: tuple = ()  # every node id that ran (only with report_all)
+
+
+class LIVE:
+    """The pytest runs going on now, so that Ctrl-C can end them (they run in sessions of their own, which
+    the terminal's Ctrl-C does not reach)."""
+
+    lock = threading.Lock()
+    procs = set()
+    stopping = False
+
+
+def kill_group(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:  # it has ended already
+        pass
+
+
+@contextmanager
+def workers(jobs):
+    """A thread pool that, on Ctrl-C, ends the pytest runs it started instead of waiting for them."""
+    pool = ThreadPoolExecutor(jobs)
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        with LIVE.lock:
+            LIVE.stopping = True
+            for proc in LIVE.procs:
+                kill_group(proc)
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 def run_pytest(copy, tests, k, timeout, env, first_failure=True, report_all=False):
@@ -313,29 +360,40 @@ def run_pytest(copy, tests, k, timeout, env, first_failure=True, report_all=Fals
     if k:
         cmd += ["-k", k]
     start = time.monotonic()
-    # its own session, so that a timeout ends the scripts the tests started too
-    proc = subprocess.Popen(cmd, cwd=copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    with LIVE.lock:
+        if LIVE.stopping:  # Ctrl-C: start nothing new
+            return Outcome(None, 0.0, "interrupted")
+        # its own session, so that a timeout ends the scripts the tests started too
+        proc = subprocess.Popen(cmd, cwd=copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, start_new_session=True)
+        LIVE.procs.add(proc)
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        kill_group(proc)
         proc.communicate()
         return Outcome(None, time.monotonic() - start, f"ran past the {timeout} s timeout")
+    except BaseException:  # Ctrl-C while this thread waited
+        kill_group(proc)
+        raise
+    finally:
+        with LIVE.lock:
+            LIVE.procs.discard(proc)
 
     def nodes(*outcomes):  # from pytest's short summary: "FAILED tests/x.py::test_y - message"
         return tuple(line.split(" ", 1)[1].split(" - ", 1)[0] for line in out.splitlines()
                      if line.startswith(tuple(f"{o} " for o in outcomes)))
 
     failed = nodes("FAILED", "ERROR")
-    return Outcome(proc.returncode, time.monotonic() - start, summarize(proc.returncode, out, failed), failed,
+    return Outcome(proc.returncode, time.monotonic() - start, summarize(proc.returncode, out), failed,
                    nodes("PASSED", "FAILED", "ERROR", "XFAIL", "XPASS"))
 
 
-def summarize(code, out, failed):
-    if failed:
-        return failed[0]
+def summarize(code, out):
     lines = out.splitlines()
+    first = next((line.split(" ", 1)[1] for line in lines if line.startswith(("FAILED ", "ERROR "))), None)
+    if first:  # a failed test: its node id is enough; a test that could not run: say why
+        return first.split(" - ", 1)[0] if code == 1 else " ".join(first.split())[:160]
     if code == 0:
         return next((line.strip() for line in reversed(lines) if " passed" in line), "passed")
     problem = next((line.strip() for line in lines if line.startswith("E ") or "Error" in line), None)
@@ -358,15 +416,15 @@ def verdict(code):
     return ERROR
 
 
-def run_one(mutant, files, timeout, env, keep):
-    copy = make_copy(files, mutant)
+def run_one(mutant, snapshot, timeout, env, keep):
+    copy = make_copy(snapshot, mutant)
     try:
         return run_pytest(copy, mutant.tests, mutant.k, timeout, env)
     finally:
         if keep:
             print(f"  kept the copy for {mutant.name}: {copy}", flush=True)
         else:
-            shutil.rmtree(copy, ignore_errors=True)
+            remove_copy(copy)
 
 
 def selection(m):
@@ -385,7 +443,7 @@ def exists(copy, entry, env):
     return done.returncode == 0 and any(covers(entry, line.strip()) for line in done.stdout.splitlines())
 
 
-def run_baselines(mutants, files, timeout, env, jobs):
+def run_baselines(mutants, snapshot, timeout, env, jobs):
     """Check that each distinct selection of tests passes on an unmutated copy; return {selection: Outcome}.
 
     All selections run together in one pytest process (without their -k, which only narrows them), since
@@ -396,7 +454,7 @@ def run_baselines(mutants, files, timeout, env, jobs):
     """
     selections = sorted({selection(m) for m in mutants if m.tests}, key=str)
     entries = list(dict.fromkeys(e for tests, _ in selections for e in tests))
-    copy = make_copy(files)
+    copy = make_copy(snapshot)
     try:
         together = run_pytest(copy, entries, None, timeout * 4, env, first_failure=False, report_all=True)
         result = {}
@@ -413,10 +471,10 @@ def run_baselines(mutants, files, timeout, env, jobs):
         if together.code != 0:
             suspects = [s for s in selections if s not in result
                         and (not together.failed or any(covers(e, n) for e in s[0] for n in together.failed))]
-        with ThreadPoolExecutor(jobs) as pool:
+        with workers(jobs) as pool:
             result.update(zip(suspects, pool.map(lambda s: run_pytest(copy, s[0], s[1], timeout, env), suspects)))
     finally:
-        shutil.rmtree(copy, ignore_errors=True)
+        remove_copy(copy)
     for s in selections:
         result.setdefault(s, Outcome(0, together.seconds, "passed"))
     return result
@@ -466,21 +524,32 @@ def main(argv=None):
         if unknown:
             parser.error(f"no mutant named {', '.join(unknown)}; `--list` shows them")
         mutants = [m for m in MUTANTS if m.name in wanted]
+    # the mutants are planted in a snapshot of the checkout, so that someone editing it meanwhile changes
+    # nothing; the whole list is checked on it, even with --only, so that a stale entry shows at once
+    snapshot = None if args.list else take_snapshot()
     try:
-        check_list(MUTANTS)  # the whole list, even with --only: a stale entry is reported at once
+        check_list(MUTANTS, snapshot or ROOT)
+        if args.list:
+            for m in mutants:
+                print(describe(m))
+            return 0
+        return run(mutants, snapshot, args)
     except ListError as e:
         print(f"mutation.py: {e}", file=sys.stderr)
         return 2
-    if args.list:
-        for m in mutants:
-            print(describe(m))
-        return 0
+    except KeyboardInterrupt:
+        print("mutation.py: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if snapshot is not None:
+            shutil.rmtree(snapshot, ignore_errors=True)
 
+
+def run(mutants, snapshot, args):
     env = test_env()
     if not env.get("GPT_DATA"):
         print("note: GPT_DATA is not set and no copy of Tiny Shakespeare was found: tests that need the real "
               "text will skip, and a mutant only they catch will survive", file=sys.stderr)
-    files = repository_files()
     started = time.monotonic()
     todo = [m for m in mutants if not m.tests]
     runnable = [m for m in mutants if m.tests]
@@ -490,7 +559,7 @@ def main(argv=None):
         print(f"baseline: {len({selection(m) for m in runnable})} selections of tests on the unmutated code ...",
               flush=True)
         t0 = time.monotonic()
-        baselines = run_baselines(runnable, files, args.timeout, env, args.jobs)
+        baselines = run_baselines(runnable, snapshot, args.timeout, env, args.jobs)
         failing = sum(o.code != 0 for o in baselines.values())
         print(f"baseline: {f'{failing} selection(s) fail' if failing else 'every selection passes'} "
               f"({time.monotonic() - t0:.0f} s)", flush=True)
@@ -499,8 +568,8 @@ def main(argv=None):
 
     results = {}
     print(f"running {len(to_run)} mutants ...", flush=True)
-    with ThreadPoolExecutor(args.jobs) as pool:
-        futures = {m.name: pool.submit(run_one, m, files, args.timeout, env, args.keep) for m in to_run}
+    with workers(args.jobs) as pool:
+        futures = {m.name: pool.submit(run_one, m, snapshot, args.timeout, env, args.keep) for m in to_run}
         for i, m in enumerate(to_run, 1):
             outcome = futures[m.name].result()
             results[m.name] = (verdict(outcome.code), outcome)

@@ -26,7 +26,7 @@ INDEX = "README.md"
 # Notes that are reading lists rather than lessons, so they need not prove anything in code.
 NO_CODE_REQUIRED = {INDEX, "references.md"}
 NEEDS_TEXT = re.compile(r"load_text\(|\.main\(")  # what a note calls when it reads the real text
-TIMEOUT = 300  # seconds per note: generous, a note that needs more is too slow for a reader anyway
+TIMEOUT = 1200  # seconds per note: only a guard against a hang; on a quiet 2-core CPU a note takes seconds
 
 OPENING_FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,})(?P<info>[^`]*)$")
 STDIN_LINE = re.compile(r'File "<stdin>", line (\d+)')
@@ -142,20 +142,6 @@ def test_every_note_is_linked_from_the_index():
     targets = {Path(t.split("#")[0]).name for t in re.findall(r"\]\(([^)\s]+)\)", index_text)}
     missing = [n for n in note_files() if n != INDEX and n not in targets]
     assert not missing, f"notes/{INDEX} does not link {missing}; add them in reading order"
-
-
-def test_fenced_blocks_finds_languages_lines_and_longer_fences():
-    text = "intro\n```python\nx = 1\n```\n\n````text\n```python\nnot code\n```\n````\n```python\ny = 2\n```\n"
-    assert fenced_blocks(text) == [
-        ("python", 3, "x = 1\n"),
-        ("text", 7, "```python\nnot code\n```\n"),
-        ("python", 12, "y = 2\n"),
-    ]
-
-
-def test_fenced_blocks_rejects_an_unclosed_fence():
-    with pytest.raises(ValueError, match="line 2 is never closed"):
-        fenced_blocks("text\n```python\nx = 1\n")
 
 
 def test_fenced_blocks_finds_languages_lines_and_longer_fences():
