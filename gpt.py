@@ -40,7 +40,7 @@ HYPERPARAMETERS = dict(  # a laptop CPU: chosen by measurement to learn the most
     n_head=4,  # attention heads, each n_embd // n_head wide
     n_layer=2,  # transformer blocks: on a CPU, two wide blocks learn faster per second than four narrow ones
     dropout=0.0,  # a few minutes of training barely overfit this model (README, Results): no dropout
-    weight_decay=0.1,  # AdamW pulls the weight matrices towards zero a little every step
+    weight_decay=0.1,  # AdamW pulls every weight towards zero a little every step
     long_sample="halve",  # past block_size: "halve" (KV cache, refill half a window) or "crop" (exact, slow)
 )
 GPU_HYPERPARAMETERS = dict(  # the lecture's model, used when a CUDA GPU is found (README, GPU)

@@ -112,8 +112,9 @@ def train(stage, out_dir, data, extra):
 def load_run(stage, out_dir):
     path = checkpoint_path(out_dir)
     if path is None or not (out_dir / "metrics.json").is_file():
+        stopped = " --resume" if (out_dir / "ckpt.pt").is_file() else ""  # a run stopped before its end
         raise FigureError(f"no finished {stage} run in {shown_path(out_dir)}; train it with "
-                          f"`python {shlex.join(train_command(stage, out_dir))}` "
+                          f"`python {shlex.join(train_command(stage, out_dir))}{stopped}` "
                           f"(or run notes/figures.py without --no-train)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)

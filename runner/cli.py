@@ -65,7 +65,7 @@ HYPERPARAMETERS = {
     "n_head": (Number(int, 1, 1024), "attention heads"),
     "n_layer": (Number(int, 1, 1024), "transformer blocks"),
     "dropout": (Number(float, 0, 1, hi_open=True), "dropout probability while training"),
-    "weight_decay": (Number(float, 0, 10), "AdamW weight decay, applied to weight matrices only"),
+    "weight_decay": (Number(float, 0, 10), "AdamW weight decay"),
     "long_sample": (["halve", "crop"], "how to sample past block_size: KV cache refilled from the last half "
                     "window, or the exact window cropped every step"),
 }

@@ -7,7 +7,6 @@ so what the benchmark times is exactly what a stage script runs.
 import math
 
 import torch
-import torch.nn as nn
 from torch.nn import functional as F
 
 from data import get_batch
@@ -27,25 +26,15 @@ def lr_at(step, cfg):
     return lr * (MIN_LR_RATIO + (1 - MIN_LR_RATIO) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def decayed_parameters(model):
-    """The weight matrices of Linear layers: what weight decay should pull towards zero.
-
-    Biases and layer-norm gains only shift and scale, and an embedding row is pulled only on the steps
-    whose batch holds its character, so decaying those (as GPT-2 and nanoGPT also avoid) only fights the
-    model. Returns (decayed, not_decayed), together every parameter once.
-    """
-    matrices = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear)}
-    decay = [p for p in model.parameters() if id(p) in matrices]
-    rest = [p for p in model.parameters() if id(p) not in matrices]
-    return decay, rest
-
-
 def make_optimizer(model, cfg, device):
-    decay, rest = decayed_parameters(model)
-    groups = [{"params": decay, "weight_decay": cfg.get("weight_decay", 0.0)},
-              {"params": rest, "weight_decay": 0.0}]
+    """AdamW with weight decay on every parameter.
+
+    GPT-2 and nanoGPT decay only the weight matrices. We measured both on gpt.py's CPU default (two seeds,
+    README, Results): decaying every parameter ended 0.014 lower in full-split val loss on average, so it
+    stays; `--weight-decay 0` turns decay off altogether.
+    """
     fused = {"fused": True} if device.type in ("cpu", "cuda") else {}  # one kernel for all parameters
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg["lr"], **fused)
+    return torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0.0), **fused)
 
 
 def set_lr(optimizer, lr):

@@ -152,12 +152,11 @@ MUTANTS = [
            tests=(MS + "test_bigram_floor_picks_the_smallest_smoothing_when_val_repeats_trains_pairs",
                   MS + "test_bigram_floor_on_tiny_shakespeare_is_2_482"),
            why="bigram_floor tries one smoothing value instead of a grid"),
-    Mutant("decay-every-parameter", "runner/training.py",
-           old="    decay = [p for p in model.parameters() if id(p) in matrices]\n"
-               "    rest = [p for p in model.parameters() if id(p) not in matrices]\n",
-           new="    decay = list(model.parameters())\n    rest = []\n",
-           tests=(RU + "test_weight_decay_pulls_only_linear_weight_matrices",),
-           why="weight decay also pulls biases, layer-norm gains and embeddings to zero"),
+    Mutant("weight-decay-dropped", "runner/training.py",
+           old='weight_decay=cfg.get("weight_decay", 0.0), **fused)',
+           new="weight_decay=0.0, **fused)",
+           tests=(RU + "test_weight_decay_pulls_every_parameter_as_measured_best_on_the_cpu_default",),
+           why="the optimizer ignores --weight-decay"),
     # ---- the model ----------------------------------------------------------------------------------
     Mutant("no-final-layer-norm", "gpt.py",
            old="        x = self.ln_f(x)  # (B, T, n_embd)\n", new="",
