@@ -7,7 +7,7 @@ logits for the character that comes next. Nothing else: no context beyond the cu
 Because a bigram model can only ever learn next-character frequencies, there is a best possible
 bigram, computed from counts; the run prints it beside the trained model's val loss.
 
-Defaults: full-split val loss 2.4833 (the bigram floor is 2.4819) after 2 s of training on a 2-core CPU (README, Results).
+Defaults: full-split val loss 2.4827 (the bigram floor is 2.4819) after 2 s of training on a 2-core CPU (README, Results).
 
     python bigram_v1.py               # train, save out/bigram_v1, print a sample
     python bigram_v1.py --help        # every flag

@@ -7,7 +7,7 @@ a dense vector of n_embd numbers (its embedding), a position looks up a vector o
 added, and a linear layer turns the sum into logits. The model still sees only the current character:
 this stage builds the plumbing that attention (bigram_v3.py) will use, so it cannot beat the bigram floor.
 
-Defaults: full-split val loss 2.4901 (the bigram floor is 2.4819) after 4 s of training on a 2-core CPU (README, Results).
+Defaults: full-split val loss 2.4851 (the bigram floor is 2.4819) after 3 s of training on a 2-core CPU (README, Results).
 
     python bigram_v2.py               # train, save out/bigram_v2, print a sample
     python bigram_v2.py --help        # every flag

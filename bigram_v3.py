@@ -9,7 +9,7 @@ every position at once cannot cheat. Several heads run side by side, each with i
 query and value, and their outputs are concatenated. This is the first stage that uses context, so it
 is the first that beats the bigram floor.
 
-Defaults: full-split val loss 2.0950 (the bigram floor is 2.4819) after 20 s of training on a 2-core CPU (README, Results).
+Defaults: full-split val loss 2.0950 (the bigram floor is 2.4819) after 19 s of training on a 2-core CPU (README, Results).
 
     python bigram_v3.py               # train, save out/bigram_v3, print a sample
     python bigram_v3.py --help        # every flag

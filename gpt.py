@@ -14,7 +14,7 @@ What is new since bigram_v3.py:
 On a GPU it uses the lecture's model (batch 64, block 256, 6 layers, 6 heads, n_embd 384, dropout 0.2,
 10.8M parameters); on a CPU a laptop configuration that trains in minutes.
 
-Defaults (CPU): full-split val loss 1.5744 (the bigram floor is 2.4819) after 175 s of training on a 2-core CPU (README, Results).
+Defaults (CPU): full-split val loss 1.5554 (the bigram floor is 2.4819) after 306 s of training on a 2-core CPU (README, Results).
 
     python gpt.py                     # train, save out/gpt, print a sample
     python gpt.py --sample-only --prompt "ROMEO:" --max-new-tokens 2000

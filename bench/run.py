@@ -692,7 +692,7 @@ class Bench:
         sizes = ", ".join(f"{k} {cfg[k]}" for k in keys)
         return (f"## train: gpt.py's attention vs bigram_v3's per-head attention\n\n"
                 f"{sizes}; vocabulary from the text; each step is runner.train_step with runner.make_optimizer's "
-                f"AdamW (fused, weight decay on matrices only), gradient clipping {runner.GRAD_CLIP}, exactly as "
+                f"AdamW (fused, weight decay on every parameter), gradient clipping {runner.GRAD_CLIP}, exactly as "
                 f"the stage scripts train; {WARMUP_STEPS} warm-up steps, then the median of {self.args.steps}. "
                 f"gpt.py drops out attention weights (dropout {cfg['dropout']}), which decides the SDPA kernel "
                 f"on a CPU. "

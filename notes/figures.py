@@ -352,9 +352,9 @@ def fig_embeddings(runs):
         for (x, y), c in zip(xy.tolist(), run.tok.chars):
             ax.text(x, y, show(c), color=category(c)[1], fontsize=9, ha="center", va="center",
                     fontweight="bold" if c in "aeiou" or c in string.punctuation else "normal")
-        pad = 0.08 * (xy.max(0).values - xy.min(0).values)
-        ax.set_xlim(xy[:, 0].min() - pad[0], xy[:, 0].max() + pad[0])
-        ax.set_ylim(xy[:, 1].min() - pad[1], xy[:, 1].max() + pad[1])
+        (x0, y0), (x1, y1) = xy.min(0).values.tolist(), xy.max(0).values.tolist()
+        ax.set_xlim(x0 - 0.08 * (x1 - x0), x1 + 0.08 * (x1 - x0))
+        ax.set_ylim(y0 - 0.08 * (y1 - y0), y1 + 0.08 * (y1 - y0))
         ax.set_xlabel(f"principal direction 1 ({share[0]:.0%} of the variance)")
         ax.set_ylabel(f"principal direction 2 ({share[1]:.0%})")
         ax.set_title(f"{stage}: token embeddings ({W.shape[1]} numbers each) seen from their widest angle",
