@@ -632,7 +632,7 @@ class Bench:
         """gpt.py's default run with eval points every CURVE_EVAL_INTERVAL steps: the curve section's run, and
         also gpt's row in the stages table (eval points change what is printed, not how it trains)."""
         if self.gpt_default_run is None:
-            out = self.results / "gpt-curve"
+            out = self.results / "gpt"  # named like the stage, so notes/figures.py --out-root bench/results finds it
             # --quick already sets a small --eval-interval; a real run gets CURVE_EVAL_INTERVAL
             interval = [] if self.args.quick else ["--eval-interval", str(CURVE_EVAL_INTERVAL)]
             extra = [*interval, *shlex.split(self.args.curve_args)]

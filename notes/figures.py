@@ -276,7 +276,7 @@ def fig_loss_curves(runs, text, tok):
     for stage, run in runs.items():
         h = run.metrics["history"]
         for ax, key in ((ax_s, "seconds"), (ax_i, "iter")):
-            pts = [e for e in h if key == "iter" or e["seconds"] > 0]  # a log axis has no room for 0 s
+            pts = [e for e in h if key == "iter" or e["iter"] > 0]  # step 0 is at 0 s: off a log axis
             xs = [e[key] for e in pts]
             ax.plot(xs, [e["val"] for e in pts], color=COLORS[stage], lw=2, marker="o", ms=3)
             ax.plot(xs, [e["train"] for e in pts], color=COLORS[stage], lw=1, ls="--")

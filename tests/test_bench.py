@@ -479,7 +479,7 @@ def test_quick_run_prints_a_markdown_table_for_every_section(quick_run):
 @pytest.mark.slow
 def test_table_py_tabulates_the_runs_and_skips_a_directory_without_metrics(quick_run):
     _, _, tmp = quick_run
-    dirs = [tmp / stage for stage in STAGES[:-1]] + [tmp / "gpt-curve", tmp / "never-trained"]
+    dirs = [tmp / stage for stage in STAGES[:-1]] + [tmp / "gpt", tmp / "never-trained"]
     proc = subprocess.run([sys.executable, "bench/table.py", *map(str, dirs)], cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
