@@ -11,7 +11,7 @@ The sections, and why each is there:
 
   matmul  one large square matmul in float32 and in bfloat16: about the most arithmetic this CPU can do
           per second. It is the yardstick for "fraction of peak" in the train section.
-  train   training throughput at the lecture's configuration (gpt.py's GPU_HYPERPARAMETERS: batch 64,
+  train   training throughput at the lecture's model (gpt.py's GPU_HYPERPARAMETERS: batch 64,
           block 256, 6 layers, 6 heads, n_embd 384, dropout 0.2) of gpt.py's model, trained through
           runner.make_optimizer and runner.train_step (the very functions every stage script's training
           loop calls), and of the same model with bigram_v3's attention (one Head module per head, each
