@@ -171,7 +171,6 @@ def _fetch(url, f, name, *, timeout, retries, backoff, deadline, size, max_bytes
         tries += 1
         f.seek(0)
         f.truncate()  # each try starts from byte 0; a server need not support resuming
-        digest = hashlib.sha256()
         try:
             # "identity" asks for the bytes as stored rather than gzipped, so Content-Length counts the
             # same bytes we write and the progress bar's total is right.
@@ -184,21 +183,8 @@ def _fetch(url, f, name, *, timeout, retries, backoff, deadline, size, max_bytes
                     continue
                 if r.status_code != 200:
                     raise DataError(f"{url} answered HTTP {r.status_code} {r.reason}; check the URL, {elsewhere}")
-                length = r.headers.get("Content-Length", "")
-                total = int(length) if length.isdigit() else None
-                if total is not None and total > limit:  # refused before a single byte of the body is read
-                    raise _too_long(url, f"announces {total:,} bytes", size, max_bytes, elsewhere)
-                # disable=None hides the bar when stderr is not a terminal (logs, tests).
-                with tqdm(total=total, unit="B", unit_scale=True, desc=name, disable=None) as bar:
-                    for chunk in _body(r):
-                        if f.tell() + len(chunk) > limit:
-                            raise _too_long(url, f"sent more than {limit:,} bytes", size, max_bytes, elsewhere)
-                        f.write(chunk)
-                        digest.update(chunk)
-                        bar.update(len(chunk))
-                        if time.monotonic() > give_up_at:
-                            raise _too_slow(url, deadline, f"{f.tell():,} bytes received", elsewhere)
-                return f.tell(), digest.hexdigest()
+                return _stream(r, f, name, url, limit, give_up_at, deadline=deadline, size=size,
+                               max_bytes=max_bytes, elsewhere=elsewhere)
         except (requests.Timeout, urllib3.exceptions.ReadTimeoutError):
             problem = "timed out"
         except urllib3.exceptions.HTTPError:  # from _body, which reads urllib3's response directly
@@ -212,6 +198,27 @@ def _fetch(url, f, name, *, timeout, retries, backoff, deadline, size, max_bytes
     raise DataError(
         f"could not download {url} ({problem}, {_count(tries)}); check your internet connection, {elsewhere}"
     )
+
+
+def _stream(r, f, name, url, limit, give_up_at, *, deadline, size, max_bytes, elsewhere):
+    """Write the body of the response r into f, at most limit bytes and not past give_up_at;
+    return (bytes written, sha256 hex)."""
+    digest = hashlib.sha256()
+    length = r.headers.get("Content-Length", "")
+    total = int(length) if length.isdigit() else None
+    if total is not None and total > limit:  # refused before a single byte of the body is read
+        raise _too_long(url, f"announces {total:,} bytes", size, max_bytes, elsewhere)
+    # disable=None hides the bar when stderr is not a terminal (logs, tests).
+    with tqdm(total=total, unit="B", unit_scale=True, desc=name, disable=None) as bar:
+        for chunk in _body(r):
+            if f.tell() + len(chunk) > limit:
+                raise _too_long(url, f"sent more than {limit:,} bytes", size, max_bytes, elsewhere)
+            f.write(chunk)
+            digest.update(chunk)
+            bar.update(len(chunk))
+            if time.monotonic() > give_up_at:
+                raise _too_slow(url, deadline, f"{f.tell():,} bytes received", elsewhere)
+    return f.tell(), digest.hexdigest()
 
 
 def _count(tries):

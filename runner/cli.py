@@ -121,7 +121,12 @@ def build_parser(stage, doc, defaults, gpu_defaults):
         else:
             g.add_argument(flag, dest=key, type=typ, metavar="X" if typ.kind is float else "N",
                            help=f"{text}; {typ.describe()} (default: {shown})")
-    r = p.add_argument_group("run")
+    add_run_flags(p.add_argument_group("run"), stage)
+    add_sampling_flags(p.add_argument_group("sampling"))
+    return p
+
+
+def add_run_flags(r, stage):
     r.add_argument("--seed", type=int, default=None,
                    help="seed for weights, batches and sampling (default: 1337 when training; "
                         "a fresh one for --sample-only, printed so you can repeat it)")
@@ -132,8 +137,8 @@ def build_parser(stage, doc, defaults, gpu_defaults):
                         "(recent CUDA GPUs, CPUs with AVX512-BF16/AMX), else float32")
     r.add_argument("--compile", action="store_true", help="torch.compile the model (slow start, maybe faster steps)")
     r.add_argument("--data", metavar="PATH",
-                   help="a local UTF-8 text to train on instead of downloading Tiny Shakespeare "
-                        "(also: environment variable GPT_DATA)")
+                   help="a local UTF-8 text (a regular file of at most 64 MiB) to train on instead of "
+                        "downloading Tiny Shakespeare (also: environment variable GPT_DATA)")
     r.add_argument("--out", metavar="DIR", help=f"where checkpoints and metrics go (default: out/{stage})")
     r.add_argument("--resume", action="store_true", help="continue training from the last checkpoint in --out")
     r.add_argument("--overwrite", action="store_true",
@@ -149,7 +154,9 @@ def build_parser(stage, doc, defaults, gpu_defaults):
     r.add_argument("--final-eval", type=nonnegative_int, metavar="CHARS",
                    help="score only the first CHARS characters of each split at the end; 0 skips it "
                         "(default: every character, the figure the README reports)")
-    s = p.add_argument_group("sampling")
+
+
+def add_sampling_flags(s):
     s.add_argument("--sample-only", action="store_true",
                    help="no training: load the best model kept in --out and generate")
     s.add_argument("--prompt", default=None, help="text to continue (default: start from a single newline)")
@@ -160,7 +167,6 @@ def build_parser(stage, doc, defaults, gpu_defaults):
                         "[0, 100] (default: 1.0)")
     s.add_argument("--top-k", type=positive_int, default=None, metavar="N",
                    help="sample only among the N likeliest characters (default: all)")
-    return p
 
 
 def explicit_hyperparameters(args, defaults):
