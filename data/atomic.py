@@ -159,6 +159,3 @@ def _fsync_directory(directory):
         pass
     finally:
         os.close(fd)
-
-
-_writer_alive = process_alive  # the old private name, still imported by runner/checkpoint.py

@@ -14,7 +14,6 @@ from torch.nn import functional as F
 from torch.testing import assert_close
 
 import bigram_v1
-import bigram_v2
 import bigram_v3
 import gpt
 import runner
