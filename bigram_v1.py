@@ -4,11 +4,8 @@ Stage 1 of 4. Read this first; next, diff it against bigram_v2.py.
 
 Each character looks up a row of a (vocab_size, vocab_size) table, and that row *is* the list of
 logits for the character that comes next. Nothing else: no context beyond the current character.
-Because a bigram model can only ever learn next-character frequencies, a table counted on the train
-split (add-alpha smoothed, alpha picked on val) is the yardstick: the run prints its val loss, the
-"bigram floor", beside the trained model's.
-
-Defaults: full-split val loss 2.4827 (the bigram floor is 2.4819) after 2 s of training on a 2-core CPU (README, Results).
+Because a bigram model can only ever learn next-character frequencies, a table of counted pairs is the
+yardstick: the run prints its val loss, the "bigram floor", beside the trained model's.
 
     python bigram_v1.py               # train, save out/bigram_v1, print a sample
     python bigram_v1.py --help        # every flag
@@ -19,15 +16,15 @@ from torch.nn import functional as F
 
 import runner
 
-# hyperparameters: this stage's defaults, each also a command-line flag (see --help)
+# hyperparameters: name=(default, lowest, highest, what it is); each is also a flag (see --help)
 HYPERPARAMETERS = dict(
-    batch_size=64,  # how many independent sequences train in parallel
-    block_size=8,  # the longest context a prediction sees (a bigram only ever uses 1)
-    max_iters=3000,  # training steps
-    eval_interval=300,  # print train/val estimates this often
-    eval_iters=200,  # batches per estimate
-    lr=3e-2,  # peak learning rate
-    warmup_iters=0,  # steps of linear warmup before the cosine decay
+    batch_size=(32, 1, 65536, "how many independent sequences train in parallel"),
+    block_size=(32, 1, 16384, "the longest context a prediction sees"),
+    max_iters=(3000, 1, 10**8, "training steps"),
+    eval_interval=(300, 1, 10**8, "estimate train/val loss, keep the best model and save a checkpoint this often"),
+    eval_iters=(200, 1, 10**6, "batches per estimate"),
+    lr=(3e-2, 1e-6, 10.0, "peak learning rate"),
+    warmup_iters=(100, 0, 10**8, "steps of linear warmup before the cosine decay"),
 )
 
 

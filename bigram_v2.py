@@ -2,12 +2,9 @@
 
 Stage 2 of 4. Diff it against the stage before: `diff -u bigram_v1.py bigram_v2.py`.
 
-Instead of reading logits straight from a (vocab_size, vocab_size) table, each character now looks up
-a dense vector of n_embd numbers (its embedding), a position looks up a vector of its own, the two are
-added, and a linear layer turns the sum into logits. The model still sees only the current character:
-this stage builds the plumbing that attention (bigram_v3.py) will use, so it ends on the bigram floor.
-
-Defaults: full-split val loss 2.4851 (the bigram floor is 2.4819) after 3 s of training on a 2-core CPU (README, Results).
+Each character now looks up a dense vector of n_embd numbers (its embedding), a position looks up one of
+its own, the two are added, and a linear layer turns the sum into logits. Still no context: this stage
+builds the plumbing that attention (bigram_v3.py) will use, so it ends on the bigram floor.
 
     python bigram_v2.py               # train, save out/bigram_v2, print a sample
     python bigram_v2.py --help        # every flag
@@ -19,16 +16,16 @@ from torch.nn import functional as F
 
 import runner
 
-# hyperparameters: this stage's defaults, each also a command-line flag (see --help)
+# hyperparameters: name=(default, lowest, highest, what it is); each is also a flag (see --help)
 HYPERPARAMETERS = dict(
-    batch_size=64,  # how many independent sequences train in parallel
-    block_size=8,  # the longest context a prediction sees (a bigram only ever uses 1)
-    max_iters=3000,  # training steps
-    eval_interval=300,  # print train/val estimates this often
-    eval_iters=200,  # batches per estimate
-    lr=3e-2,  # peak learning rate
-    warmup_iters=0,  # steps of linear warmup before the cosine decay
-    n_embd=32,  # the width of each token's embedding vector
+    batch_size=(32, 1, 65536, "how many independent sequences train in parallel"),
+    block_size=(32, 1, 16384, "the longest context a prediction sees"),
+    max_iters=(3000, 1, 10**8, "training steps"),
+    eval_interval=(300, 1, 10**8, "estimate train/val loss, keep the best model and save a checkpoint this often"),
+    eval_iters=(200, 1, 10**6, "batches per estimate"),
+    lr=(3e-2, 1e-6, 10.0, "peak learning rate"),
+    warmup_iters=(100, 0, 10**8, "steps of linear warmup before the cosine decay"),
+    n_embd=(32, 1, 16384, "the width of each token's embedding vector"),
 )
 
 

@@ -2,14 +2,9 @@
 
 Stage 3 of 4. Diff it against the stage before: `diff -u bigram_v2.py bigram_v3.py`.
 
-Every position emits a query ("what am I looking for?") and a key ("what do I contain?"); the dot
-product of a query with the keys of earlier positions says how much each of them matters, and the
-position takes that weighted average of their values. A causal mask hides the future, so training on
-every position at once cannot cheat. Several heads run side by side, each with its own small key,
-query and value, and their outputs are concatenated. This is the first stage that uses context, so it
-is the first that beats the bigram floor.
-
-Defaults: full-split val loss 2.0950 (the bigram floor is 2.4819) after 19 s of training on a 2-core CPU (README, Results).
+Each position emits a query ("what am I looking for?") and a key ("what do I contain?"); a query's dot
+products with earlier positions' keys (a causal mask hides later ones) weight an average of their values.
+Several heads do this side by side. The first stage to use context, so the first to beat the bigram floor.
 
     python bigram_v3.py               # train, save out/bigram_v3, print a sample
     python bigram_v3.py --help        # every flag
@@ -21,17 +16,17 @@ from torch.nn import functional as F
 
 import runner
 
-# hyperparameters: this stage's defaults, each also a command-line flag (see --help)
+# hyperparameters: name=(default, lowest, highest, what it is); each is also a flag (see --help)
 HYPERPARAMETERS = dict(
-    batch_size=32,  # how many independent sequences train in parallel
-    block_size=32,  # the longest context a prediction sees
-    max_iters=3000,  # training steps
-    eval_interval=300,  # print train/val estimates this often
-    eval_iters=200,  # batches per estimate
-    lr=3e-3,  # peak learning rate
-    warmup_iters=100,  # steps of linear warmup before the cosine decay
-    n_embd=64,  # the width of each token's embedding vector
-    n_head=4,  # attention heads, each n_embd // n_head wide
+    batch_size=(32, 1, 65536, "how many independent sequences train in parallel"),
+    block_size=(32, 1, 16384, "the longest context a prediction sees"),
+    max_iters=(3000, 1, 10**8, "training steps"),
+    eval_interval=(300, 1, 10**8, "estimate train/val loss, keep the best model and save a checkpoint this often"),
+    eval_iters=(200, 1, 10**6, "batches per estimate"),
+    lr=(3e-3, 1e-6, 10.0, "peak learning rate"),
+    warmup_iters=(100, 0, 10**8, "steps of linear warmup before the cosine decay"),
+    n_embd=(64, 1, 16384, "the width of each token's embedding vector"),
+    n_head=(4, 1, 1024, "attention heads, each n_embd // n_head wide"),
 )
 
 
@@ -55,8 +50,7 @@ class Head(nn.Module):
         wei = wei.masked_fill(self.tril[:T, :T] == 0, float("-inf"))  # (B, T, T): no peeking ahead
         wei = F.softmax(wei, dim=-1)  # (B, T, T): each row sums to 1
         v = self.value(x)  # (B, T, head_size)
-        out = wei @ v  # (B, T, T) @ (B, T, head_size) -> (B, T, head_size)
-        return out
+        return wei @ v  # (B, T, T) @ (B, T, head_size) -> (B, T, head_size)
 
 
 class MultiHeadAttention(nn.Module):
@@ -65,8 +59,7 @@ class MultiHeadAttention(nn.Module):
     def __init__(self, n_embd, n_head, block_size):
         super().__init__()
         head_size = n_embd // n_head
-        self.heads = nn.ModuleList([Head(n_embd=n_embd, head_size=head_size, block_size=block_size)
-                                    for _ in range(n_head)])
+        self.heads = nn.ModuleList([Head(n_embd, head_size, block_size) for _ in range(n_head)])
 
     def forward(self, x):
         return torch.cat([h(x) for h in self.heads], dim=-1)  # (B, T, n_head * head_size)

@@ -2,22 +2,10 @@
 
 Stage 4 of 4. Diff it against the stage before: `diff -u bigram_v3.py gpt.py`.
 
-What is new since bigram_v3.py:
-  - attention computes all heads in one batched matmul and calls F.scaled_dot_product_attention: the
-    same math as bigram_v3's Heads (a test copies the weights across and compares), in fewer, larger
-    operations;
-  - a feed-forward network after attention: attention gathers information, the MLP thinks about it;
-  - residual connections and pre-layer-norm around both, so a deep stack still trains;
-  - dropout against overfitting, a final layer norm, and n_layer blocks stacked;
-  - a KV cache when sampling, so each new character costs one small forward pass (sampling.py).
-
-On a GPU it uses the lecture's model (batch 64, block 256, 6 layers, 6 heads, n_embd 384, dropout 0.2,
-10.8M parameters); on a CPU a laptop configuration that trains in minutes.
-
-Defaults (CPU): full-split val loss 1.5554 (the bigram floor is 2.4819) after 306 s of training on a 2-core CPU (README, Results).
+Attention batched into one matmul (bigram_v3's math), then a feed-forward network, both wrapped in residual
+connections and layer norm, n_layer such blocks, dropout, and a KV cache for sampling (sampling.py).
 
     python gpt.py                     # train, save out/gpt, print a sample
-    python gpt.py --sample-only --prompt "ROMEO:" --max-new-tokens 2000
     python gpt.py --help              # every flag
 """
 
@@ -27,32 +15,25 @@ from torch.nn import functional as F
 
 import runner
 
-# hyperparameters: this stage's defaults, each also a command-line flag (see --help)
-HYPERPARAMETERS = dict(  # a laptop CPU: chosen by measurement to learn the most per second (README, Performance)
-    batch_size=16,  # how many independent sequences train in parallel
-    block_size=128,  # the longest context a prediction sees
-    max_iters=3000,  # training steps
-    eval_interval=250,  # print train/val estimates this often
-    eval_iters=20,  # batches per estimate
-    lr=3e-3,  # peak learning rate
-    warmup_iters=50,  # steps of linear warmup before the cosine decay
-    n_embd=256,  # the width of each token's embedding vector
-    n_head=4,  # attention heads, each n_embd // n_head wide
-    n_layer=2,  # transformer blocks: on a CPU, two wide blocks learn faster per second than four narrow ones
-    dropout=0.0,  # val is still falling when the default run ends (README, Results): no dropout yet
-    weight_decay=0.1,  # AdamW pulls every weight towards zero a little every step
-    long_sample="halve",  # past block_size: "halve" (KV cache, refill half a window) or "crop" (exact, slow)
+# hyperparameters: name=(default, lowest, highest, what it is); each is also a flag (see --help)
+HYPERPARAMETERS = dict(
+    batch_size=(16, 1, 65536, "how many independent sequences train in parallel"),
+    block_size=(128, 1, 16384, "the longest context a prediction sees"),
+    max_iters=(3000, 1, 10**8, "training steps"),
+    eval_interval=(300, 1, 10**8, "estimate train/val loss, keep the best model and save a checkpoint this often"),
+    eval_iters=(20, 1, 10**6, "batches per estimate"),
+    lr=(3e-3, 1e-6, 10.0, "peak learning rate"),
+    warmup_iters=(100, 0, 10**8, "steps of linear warmup before the cosine decay"),
+    n_embd=(256, 1, 16384, "the width of each token's embedding vector"),
+    n_head=(4, 1, 1024, "attention heads, each n_embd // n_head wide"),
+    n_layer=(2, 1, 1024, "transformer blocks"),
+    dropout=(0.0, 0.0, 0.9, "the share of activations zeroed while training"),
+    weight_decay=(0.1, 0.0, 10.0, "AdamW pulls every weight towards zero a little every step"),
+    long_sample=("halve", ("halve", "crop"), "past block_size: KV cache refilled from half a window, or exact"),
 )
-GPU_HYPERPARAMETERS = dict(  # the lecture's model, used when a CUDA GPU is found (README, GPU)
-    batch_size=64, block_size=256, n_embd=384, n_head=6, n_layer=6, dropout=0.2, lr=1e-3, warmup_iters=100,
-    max_iters=2000, eval_interval=250, eval_iters=50,  # with the lecture's dropout, val is lowest near 2,000 steps
-)
-
-
-def residual_projection(layer):
-    """Mark a Linear that writes into the residual stream: GPT-2's init shrinks these (see below)."""
-    layer.is_residual_projection = True
-    return layer
+# the defaults suit a laptop CPU (README, Performance); on a CUDA GPU, the lecture's model (README, GPU):
+GPU_HYPERPARAMETERS = dict(batch_size=64, block_size=256, n_embd=384, n_head=6, n_layer=6, dropout=0.2, lr=1e-3,
+                           warmup_iters=100, max_iters=2000, eval_iters=50)
 
 
 class MultiHeadAttention(nn.Module):
@@ -64,22 +45,17 @@ class MultiHeadAttention(nn.Module):
         self.dropout = dropout  # on the attention weights, as the lecture's Head does
         # key, query and value of every head in one Linear: rows [q heads | k heads | v heads]
         self.qkv = nn.Linear(n_embd, 3 * n_embd, bias=False)
-        self.proj = residual_projection(nn.Linear(n_embd, n_embd))  # mixes the heads' outputs back
+        self.proj = nn.Linear(n_embd, n_embd)  # mixes the heads' outputs back
+        self.proj.is_residual_projection = True  # it writes into the residual stream: GPT-2's init shrinks it
         self.resid_dropout = nn.Dropout(dropout)
 
-    def forward(self, x, kv_cache=None, start=0):
+    def forward(self, x, cache=None):
         B, T, C = x.shape
         qkv = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head)  # (B, T, 3, n_head, head_size)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, n_head, T, head_size)
-        if kv_cache is not None:
-            # keys and values of earlier positions were stored by earlier calls: compute only the new ones
-            assert start == 0 or T == 1, "the cache is filled from position 0, then one token at a time"
-            k_all, v_all = kv_cache  # each (B, n_head, block_size, head_size)
-            k_all[:, :, start : start + T] = k
-            v_all[:, :, start : start + T] = v
-            k, v = k_all[:, :, : start + T], v_all[:, :, : start + T]  # (B, n_head, start+T, head_size)
-        # dropout(softmax(q k^T / sqrt(head_size)) with the causal mask) v, in one call; a single new token
-        # may see every cached position, so it needs no mask
+        if cache is not None:  # sampling: add k, v to the earlier positions' (sampling.py's KVCache)
+            k, v = cache.update(self, k, v)  # each (B, n_head, positions so far, head_size)
+        # softmax(q k^T / sqrt(head_size)) under the causal mask, dropout, @ v: one call; one new token needs no mask
         p = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1, dropout_p=p)  # (B, n_head, T, head_size)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): the heads side by side, as torch.cat did
@@ -94,9 +70,10 @@ class FeedForward(nn.Module):
         self.net = nn.Sequential(
             nn.Linear(n_embd, 4 * n_embd),  # (B, T, 4 * n_embd)
             nn.ReLU(),
-            residual_projection(nn.Linear(4 * n_embd, n_embd)),  # (B, T, n_embd)
+            nn.Linear(4 * n_embd, n_embd),  # (B, T, n_embd)
             nn.Dropout(dropout),
         )
+        self.net[2].is_residual_projection = True  # it writes into the residual stream: GPT-2's init shrinks it
 
     def forward(self, x):
         return self.net(x)
@@ -112,9 +89,9 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(n_embd)
         self.ffwd = FeedForward(n_embd=n_embd, dropout=dropout)
 
-    def forward(self, x, kv_cache=None, start=0):
+    def forward(self, x, cache=None):
         # pre-layer-norm residual: each sublayer adds a correction to x instead of replacing it
-        x = x + self.sa(self.ln1(x), kv_cache, start)  # (B, T, C)
+        x = x + self.sa(self.ln1(x), cache)  # (B, T, C)
         x = x + self.ffwd(self.ln2(x))  # (B, T, C)
         return x
 
@@ -122,7 +99,6 @@ class Block(nn.Module):
 class GPTLanguageModel(nn.Module):
     def __init__(self, vocab_size, *, n_embd, block_size, n_head, n_layer, dropout):
         super().__init__()
-        self.block_size = block_size
         # each token looks up a dense vector; so does each position in the block
         self.token_embedding_table = nn.Embedding(vocab_size, n_embd)
         self.position_embedding_table = nn.Embedding(block_size, n_embd)
@@ -130,23 +106,24 @@ class GPTLanguageModel(nn.Module):
         self.blocks = nn.ModuleList([Block(n_embd=n_embd, n_head=n_head, dropout=dropout) for _ in range(n_layer)])
         self.ln_f = nn.LayerNorm(n_embd)  # final layer norm
         self.lm_head = nn.Linear(n_embd, vocab_size)  # from embedding space to logits
-        # GPT-2's init: small normal weights, and residual projections shrunk by depth so the
+        # GPT-2's init: weights ~ N(0, 0.02) and zero biases; residual projections shrunk by depth, so the
         # residual stream's variance does not grow with every block added
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
                 std = 0.02 / (2 * n_layer) ** 0.5 if getattr(module, "is_residual_projection", False) else 0.02
                 nn.init.normal_(module.weight, mean=0.0, std=std)
-            if isinstance(module, nn.Linear) and module.bias is not None:
-                nn.init.zeros_(module.bias)
+                if getattr(module, "bias", None) is not None:
+                    nn.init.zeros_(module.bias)
 
-    def forward(self, idx, targets=None, kv_cache=None, start=0):
+    def forward(self, idx, targets=None, cache=None):
         B, T = idx.shape
-        # idx and targets are both (B, T) tensors of token ids; start is idx's position in the text window
+        # idx and targets are both (B, T) tensors of token ids
+        start = 0 if cache is None else cache.length  # with a cache, idx goes on from the positions stored there
         tok_emb = self.token_embedding_table(idx)  # (B, T, n_embd)
         pos_emb = self.position_embedding_table(torch.arange(start, start + T, device=idx.device))  # (T, n_embd)
         x = self.emb_dropout(tok_emb + pos_emb)  # (B, T, n_embd): the same position vectors for every row
-        for i, block in enumerate(self.blocks):
-            x = block(x, None if kv_cache is None else kv_cache[i], start)  # (B, T, n_embd)
+        for block in self.blocks:
+            x = block(x, cache)  # (B, T, n_embd)
         x = self.ln_f(x)  # (B, T, n_embd)
         logits = self.lm_head(x)  # (B, T, vocab_size)
         loss = None
@@ -155,15 +132,6 @@ class GPTLanguageModel(nn.Module):
             loss = F.cross_entropy(logits.view(B * T, C), targets.view(B * T))
         return logits, loss
 
-    def new_kv_cache(self, batch_size, device):
-        """One (keys, values) pair of buffers per block, each (B, n_head, block_size, head_size)."""
-        caches = []
-        for block in self.blocks:
-            n_head, C = block.sa.n_head, block.sa.proj.in_features
-            shape = (batch_size, n_head, self.block_size, C // n_head)
-            caches.append((torch.zeros(shape, device=device), torch.zeros(shape, device=device)))
-        return caches
-
 
 def build_model(cfg, vocab_size):
     return GPTLanguageModel(vocab_size, n_embd=cfg["n_embd"], block_size=cfg["block_size"], n_head=cfg["n_head"],
@@ -171,7 +139,7 @@ def build_model(cfg, vocab_size):
 
 
 def main(argv=None):
-    return runner.main(__file__, build_model, HYPERPARAMETERS, doc=__doc__, argv=argv, gpu_defaults=GPU_HYPERPARAMETERS)
+    return runner.main(__file__, build_model, HYPERPARAMETERS, doc=__doc__, argv=argv, gpu_table=GPU_HYPERPARAMETERS)
 
 
 if __name__ == "__main__":

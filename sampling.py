@@ -7,13 +7,13 @@ into probabilities (softmax), draw one character from them (multinomial), append
                  above 1 flattens it (wilder text); 0 means "always take the likeliest" (greedy).
     top_k        keeps only the k likeliest characters before drawing.
 
-Two loops live here:
-  sample()           runs the whole model over the last block_size characters for every new one
-                     (what the lecture does; exact, and it repeats almost all of its work each step);
-  generate_cached()  keeps every layer's keys and values in a KV cache, so a new character costs one
-                     single-position forward pass. gpt.py's model supports it; see its docstring.
+Two loops, chosen by `strategy`:
+  "crop"   runs the whole model over the last block_size characters for every new one (what the
+           lecture does: exact, and it repeats almost all of its work each step);
+  "halve"  keeps every layer's keys and values in a KVCache, so a new character costs a forward pass
+           over one position. gpt.py's model takes the cache (its forward's `cache=`).
 
-Nothing here knows about files or the command line: the models import it, and so does the runner.
+Nothing here knows about files or the command line: the runner, the benchmark and the notes call it.
 """
 
 import torch
@@ -37,53 +37,59 @@ def pick_next(logits, temperature=1.0, top_k=None, generator=None):
     return torch.multinomial(probs, num_samples=1, generator=generator).to(logits.device)
 
 
-@torch.inference_mode()  # like no_grad, and it also skips autograd's bookkeeping on every tensor
-def sample(model, idx, max_new_tokens, temperature=1.0, top_k=None, generator=None, block_size=None):
-    """Append max_new_tokens sampled tokens to idx (B, T), one forward pass over the last block per token."""
-    for _ in range(max_new_tokens):
-        idx_cond = idx if block_size is None else idx[:, -block_size:]  # (B, <=block_size)
-        logits, _ = model(idx_cond)  # (B, T, vocab_size)
-        idx_next = pick_next(logits[:, -1, :], temperature, top_k, generator)  # (B, 1)
-        idx = torch.cat((idx, idx_next), dim=1)  # (B, T+1)
-    return idx
+class KVCache:
+    """The keys and values of the positions a model has seen, one pair of buffers per attention layer.
 
-
-@torch.inference_mode()
-def generate_cached(model, idx, max_new_tokens, temperature=1.0, top_k=None, generator=None):
-    """Like sample(), with a KV cache: model needs new_kv_cache() and forward(idx, kv_cache=, start=).
-
-    While the text fits in block_size this gives exactly the tokens sample() gives. Once the window is
-    full, positions would have to shift by one every step, which learned absolute positions cannot do in
-    a cache, so it keeps the last half window, refills the cache from it in one pass, and goes on: the
-    model then sees between half a block and a full block of context, not always a full one (the
-    "halve" strategy; README, Performance, measures what that costs).
+    gpt.py's attention hands each call's new keys and values to update(), which stores them after the
+    earlier ones and returns all of them; `length` is how many positions are stored, so the model knows
+    where the new tokens' positions start. The sampling loop advances it after every forward pass.
     """
-    block_size = model.block_size
-    cache = model.new_kv_cache(idx.size(0), idx.device)
-    window = idx[:, -block_size:]  # (B, n) with n <= block_size
-    n = window.size(1)
-    logits, _ = model(window, kv_cache=cache, start=0)  # fill the cache with the prompt
+
+    def __init__(self, block_size):
+        self.block_size, self.length, self.keys, self.values = block_size, 0, {}, {}
+
+    def update(self, layer, k, v):
+        """k, v: (B, n_head, T, head_size) of the new positions -> those of every position so far."""
+        if layer not in self.keys:  # buffers for a whole block, written in place from now on
+            shape = (*k.shape[:2], self.block_size, k.size(-1))
+            self.keys[layer], self.values[layer] = k.new_zeros(shape), v.new_zeros(shape)
+        end = self.length + k.size(2)
+        self.keys[layer][:, :, self.length : end] = k
+        self.values[layer][:, :, self.length : end] = v
+        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+
+
+@torch.inference_mode()  # like no_grad, and it also skips autograd's bookkeeping on every tensor
+def stream(model, idx, max_new_tokens, temperature=1.0, top_k=None, generator=None, block_size=None,
+           strategy="crop"):
+    """Yield max_new_tokens sampled tokens, each (B, 1), that continue idx (B, T), as they are drawn."""
+    if strategy not in ("halve", "crop"):
+        raise ValueError(f"unknown strategy {strategy!r}: use 'halve' or 'crop'")
+    if strategy == "crop" or max_new_tokens == 0:
+        for _ in range(max_new_tokens):
+            logits, _ = model(idx if block_size is None else idx[:, -block_size:])  # (B, T, vocab_size)
+            idx_next = pick_next(logits[:, -1, :], temperature, top_k, generator)  # (B, 1)
+            idx = torch.cat((idx, idx_next), dim=1)  # (B, T+1)
+            yield idx_next
+        return
+    # "halve": while the text fits in block_size this gives exactly the tokens "crop" gives. Once the
+    # window is full, positions would have to shift by one every step, which learned absolute positions
+    # cannot do in a cache; so it keeps the last half window, refills the cache from it in one pass, and
+    # goes on. The model then sees between half a block and a full block of context (README, Performance).
+    cache, window = KVCache(block_size), idx[:, -block_size:]
     for i in range(max_new_tokens):
+        logits, _ = model(window, cache=cache)  # (B, T, vocab_size): only the new positions
+        cache.length += window.size(1)
         idx_next = pick_next(logits[:, -1, :], temperature, top_k, generator)  # (B, 1)
-        idx = torch.cat((idx, idx_next), dim=1)  # (B, T+1)
-        if i == max_new_tokens - 1:
-            break
-        if n < block_size:
-            logits, _ = model(idx_next, kv_cache=cache, start=n)  # one new position
-            n += 1
-        else:
-            window = idx[:, -max(1, block_size // 2) :]  # the window is full: keep its last half
-            n = window.size(1)
-            logits, _ = model(window, kv_cache=cache, start=0)  # and refill the cache from it
-    return idx
+        idx = torch.cat((idx, idx_next), dim=1)
+        yield idx_next
+        window = idx_next
+        if cache.length == block_size:  # the window is full: keep its last half and refill the cache
+            cache.length, window = 0, idx[:, -max(1, block_size // 2) :]
 
 
 def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, generator=None, block_size=None,
-             strategy="halve"):
-    """Pick the loop: the KV cache where the model has one and strategy is "halve", else sample()."""
-    if strategy not in ("halve", "crop"):
-        raise ValueError(f"unknown strategy {strategy!r}: use 'halve' or 'crop'")
-    if strategy == "halve" and hasattr(model, "new_kv_cache"):
-        return generate_cached(model, idx, max_new_tokens, temperature, top_k, generator)
-    block_size = block_size or getattr(model, "block_size", None)  # the window "crop" keeps
-    return sample(model, idx, max_new_tokens, temperature, top_k, generator, block_size)
+             strategy="crop"):
+    """idx (B, T) with max_new_tokens sampled tokens appended: (B, T + max_new_tokens)."""
+    tokens = stream(model, idx, max_new_tokens, temperature, top_k, generator, block_size, strategy)
+    return torch.cat([idx, *tokens], dim=1)

@@ -12,16 +12,3 @@ from .atomic import atomic_write, atomic_write_text, remove_stale_temps
 from .batches import get_batch, split
 from .shakespeare import MAX_TEXT_BYTES, DataError, load_text
 from .tokenizer import CharTokenizer, UnknownCharacterError
-
-__all__ = [
-    "MAX_TEXT_BYTES",
-    "CharTokenizer",
-    "DataError",
-    "UnknownCharacterError",
-    "atomic_write",
-    "atomic_write_text",
-    "get_batch",
-    "load_text",
-    "remove_stale_temps",
-    "split",
-]

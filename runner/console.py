@@ -106,6 +106,11 @@ class ProgressBar:
             say(f"{self.stage}: step {self.step:,}/{self.total:,} ({self.step / self.total:.0%}), "
                 f"loss {loss:.4f}{left}", file=sys.stderr)
 
+    def unpause(self):
+        """After an evaluation: its time does not count towards the bar's rate (tqdm restarts its timer)."""
+        if self.bar is not None:
+            self.bar.unpause()
+
     def write(self, line):
         """A line for stdout that does not tear the bar."""
         if self.bar is not None:

@@ -1,46 +1,30 @@
 """Which chip a run uses, in which number format, and what the machine is (for metrics.json)."""
 
-import contextlib
 import os
 import platform
+from functools import partial
 
 import torch
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
-
-class DeviceError(Exception):
-    """A --device the machine cannot give."""
-
-
-def mps_available():
-    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+from .config import UserError
 
 
 def pick_device(choice):
+    """--device auto: a CUDA GPU, else an Apple GPU (mps), else the CPU."""
+    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
     if choice == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps") if mps_available() else torch.device("cpu")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("--device cuda: PyTorch sees no CUDA GPU here; use --device auto or cpu")
-    if choice == "mps" and not mps_available():
-        raise DeviceError("--device mps: this PyTorch has no Apple-silicon (MPS) support here; use --device auto or cpu")
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
+    if (choice == "cuda" and not torch.cuda.is_available()) or (choice == "mps" and not mps):
+        raise UserError(f"--device {choice}: PyTorch sees no such GPU here; use --device auto or cpu")
     return torch.device(choice)
 
 
-def describe_choice(device, choice):
-    if choice != "auto":
-        return "chosen with --device"
-    return "auto: " + {"cuda": "CUDA GPU found", "mps": "Apple GPU found"}.get(device.type, "no CUDA or MPS GPU found")
-
-
 def native_bf16(device):
+    """Whether the chip computes in bfloat16 natively (recent CUDA GPUs, CPUs with AVX512-BF16 or AMX)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
-        return bool(check and check())
-    return False  # mps: float32 is the safe choice
+    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)  # the only way PyTorch tells
+    return device.type == "cpu" and bool(check and check())
 
 
 def pick_dtype(choice, device):
@@ -49,64 +33,32 @@ def pick_dtype(choice, device):
     return getattr(torch, choice)
 
 
-def dtype_name(dtype):
-    return str(dtype).replace("torch.", "")
-
-
-def attention_kernel(device, cfg):
-    """Which kernel F.scaled_dot_product_attention (gpt.py) may use while training.
-
-    PyTorch picks one by itself: on a CPU its flash kernel, which never stores the (T, T) attention
-    weights. That saves the most memory and time on long blocks (the lecture's 256), but for blocks of 128
-    or fewer the plain "math" kernel trains faster on a CPU (README, Performance), so it gets to.
-    Models that do not call scaled_dot_product_attention are not affected.
-    """
-    if device.type == "cpu" and cfg["block_size"] <= 128:
-        return sdpa_kernel([SDPBackend.MATH])
-    return contextlib.nullcontext()
-
-
 def autocast(device, dtype):
-    """bfloat16 autocast runs the matmuls in bf16 while the weights and the optimizer stay float32."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16)
+    """A context-manager factory: bfloat16 autocast runs the matmuls in bfloat16 while the weights and the
+    optimizer stay float32; with float32 it does nothing."""
+    return partial(torch.autocast, device_type=device.type, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16)
 
 
-def available_memory(device):
-    """Bytes free for a run on device, or None where it cannot be told cheaply."""
+def memory(device):
+    """Bytes of memory a run can hope for on device: the GPU's free memory, or all of the machine's; None
+    where that cannot be told cheaply (Windows)."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
     try:
-        with open("/proc/meminfo") as f:  # Linux
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:  # other POSIX systems: the whole memory, an upper bound
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):
-        return None  # Windows
+        return None
 
 
 def machine_info(device):
-    info = {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:  # Linux names the model here; platform.processor() does not
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info = {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version()}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()

@@ -5,78 +5,68 @@
 Each process ("rank") draws different batches; after backward, DistributedDataParallel averages the
 gradients across ranks, so every copy takes the same step, as one process would with N times the batch.
 Rank 0 alone prints, evaluates, samples and writes files. On CUDA the ranks talk through NCCL, one GPU
-each; on a CPU through gloo. Without torchrun (no WORLD_SIZE in the environment) nothing here does
-anything: world size 1, rank 0.
+each; on a CPU through gloo. Without torchrun (no WORLD_SIZE in the environment) every function here is
+the identity: one rank, rank 0.
 """
 
 import os
-from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-
-@dataclass
-class Ranks:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self):
-        return self.rank == 0
-
-    @property
-    def active(self):
-        return self.world_size > 1
+RANK = int(os.environ.get("RANK", "0"))
+WORLD = int(os.environ.get("WORLD_SIZE", "1"))
+MAIN = RANK == 0
 
 
 def start(device):
-    """Join the process group torchrun set up; returns (Ranks, the device this rank uses)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Ranks(), device
-    ranks = Ranks(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
-    if device.type == "cuda":
-        device = torch.device("cuda", ranks.local_rank)
-        torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return ranks, device
+    """Join the process group torchrun set up; returns the device this rank uses."""
+    if WORLD > 1:
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device
 
 
-def stop():
+def stop(clean=True):
+    """Leave the process group. After a clean finish every rank first waits for the others, so none tears
+    the group down while another still uses it (rank 0 may still be saving)."""
     if dist.is_available() and dist.is_initialized():
+        if clean:
+            dist.barrier()
         dist.destroy_process_group()
 
 
-def wrap(model, ranks, device):
+def wrap(model, device):
     """The module the training step calls: DDP around model when several ranks train, else model itself."""
-    if not ranks.active:
+    if WORLD == 1:
         return model
-    return torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    ids = [device.index] if device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
-def any_rank(flag, ranks, device):
+def any_rank(flag, device):
     """True on every rank if flag is true on any: all ranks must stop at the same step."""
-    if not ranks.active:
+    if WORLD == 1:
         return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    t = torch.tensor([float(flag)], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
 
 
-def gather(obj, ranks):
-    """A list of every rank's obj (on every rank)."""
-    if not ranks.active:
+def gather(obj):
+    """A list of every rank's obj."""
+    if WORLD == 1:
         return [obj]
-    out = [None] * ranks.world_size
+    out = [None] * WORLD
     dist.all_gather_object(out, obj)
     return out
 
 
-def from_main(obj, ranks):
+def from_main(obj):
     """Rank 0's obj, on every rank."""
-    if not ranks.active:
+    if WORLD == 1:
         return obj
     box = [obj]
     dist.broadcast_object_list(box, src=0)

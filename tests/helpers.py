@@ -1,6 +1,7 @@
 """Small helpers several test files share (pytest puts tests/ on the path, so `from helpers import ...`)."""
 
 import importlib
+import re
 
 import torch
 
@@ -27,3 +28,17 @@ def copy_heads_into_batched(heads, qkv):
     for h, head in enumerate(heads):
         for s, linear in enumerate((head.query, head.key, head.value)):
             qkv.weight[s * n_embd + h * head_size : s * n_embd + (h + 1) * head_size] = linear.weight
+
+
+SAMPLE_HEADER = re.compile(r"^---- sample \(seed (\d+): --seed \1 draws it again\) ----\n", re.M)
+
+
+def printed_sample(stdout):
+    """The text a run printed after its '---- sample (seed N: ...) ----' line, without the last newline."""
+    match = SAMPLE_HEADER.search(stdout)
+    assert match, f"no sample header in {stdout!r}"
+    return stdout[match.end():].removesuffix("\n")
+
+
+def printed_seed(stdout):
+    return int(SAMPLE_HEADER.search(stdout).group(1))

@@ -23,7 +23,7 @@ from data import get_batch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-CFG = dict(gpt.HYPERPARAMETERS, n_embd=16, n_head=2, n_layer=1, block_size=16, batch_size=4, dropout=0.0, lr=1e-2)
+CFG = dict(runner.defaults(gpt.HYPERPARAMETERS), n_embd=16, n_head=2, n_layer=1, block_size=16, batch_size=4, dropout=0.0, lr=1e-2)
 FLAGS = ["--max-iters", "20", "--eval-interval", "10", "--eval-iters", "2", "--batch-size", "4", "--block-size", "16",
          "--n-embd", "16", "--n-head", "2", "--n-layer", "1", "--dropout", "0.1", "--max-new-tokens", "10",
          "--device", "cpu", "--final-eval", "2000"]
@@ -33,7 +33,7 @@ slow = pytest.mark.slow
 RANK_SCRIPT = textwrap.dedent("""
     import os, sys, torch
     import torch.distributed as dist
-    sys.path.insert(0, {root!r})
+    sys.path.insert(0, {root!r})  # this script runs from a temporary folder
     import gpt, runner
     cfg = {cfg!r}
     dist.init_process_group("gloo")
@@ -45,7 +45,11 @@ RANK_SCRIPT = textwrap.dedent("""
     x, y = torch.load({batch!r})
     B = x.size(0) // 2
     rows = slice(rank * B, (rank + 1) * B)
-    runner.train_step(ddp, optimizer, x[rows], y[rows], torch.device("cpu"), torch.float32, cfg)
+    _, loss = ddp(x[rows], y[rows])  # one step of runner/loop.py's train(), on this rank's half of the batch
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()  # DDP averages the gradients across the ranks here
+    torch.nn.utils.clip_grad_norm_(model.parameters(), runner.GRAD_CLIP)
+    optimizer.step()
     if rank == 0:
         torch.save(model.state_dict(), {out!r})
     dist.destroy_process_group()
@@ -84,7 +88,11 @@ def test_one_step_on_two_ranks_with_batch_b_equals_one_process_with_batch_2b(tmp
     single = gpt.build_model(CFG, 40)
     before = {k: v.clone() for k, v in single.state_dict().items()}
     optimizer = runner.make_optimizer(single, CFG, torch.device("cpu"))
-    runner.train_step(single, optimizer, x, y, torch.device("cpu"), torch.float32, CFG)
+    _, loss = single(x, y)  # the same step on the whole batch in one process
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(single.parameters(), runner.GRAD_CLIP)
+    optimizer.step()
     ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
     for name, weight in single.state_dict().items():
         assert_close(ddp[name], weight, rtol=1e-5, atol=1e-6, msg=name)
@@ -104,7 +112,7 @@ def test_a_run_and_its_resume_under_torchrun_succeed_and_only_rank_0_prints_and_
 
     second = torchrun("gpt.py", *FLAGS, "--data", small_text_path, "--out", out, "--resume")
     assert second.returncode == 0, second.stderr
-    assert "resuming" in second.stdout and second.stdout.count("---- sample ----") == 1
+    assert "resuming" in second.stdout and second.stdout.count("---- sample (") == 1
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["iters"] == 20
     assert metrics["tokens_per_second"] == pytest.approx(20 * 4 * 16 * 2 / metrics["train_seconds"])

@@ -11,6 +11,7 @@ import torch
 from torch.testing import assert_close
 
 import gpt
+import runner
 
 VOCAB, B, T = 20, 3, 11
 SIZES = dict(n_embd=32, n_head=4, n_layer=2, block_size=16, dropout=0.0)
@@ -18,7 +19,7 @@ SIZES = dict(n_embd=32, n_head=4, n_layer=2, block_size=16, dropout=0.0)
 
 def make_model(seed=0):
     torch.manual_seed(seed)
-    return gpt.build_model({**gpt.HYPERPARAMETERS, **SIZES}, VOCAB).double().eval()
+    return gpt.build_model({**runner.defaults(gpt.HYPERPARAMETERS), **SIZES}, VOCAB).double().eval()
 
 
 def tokens(seed=1):

@@ -29,7 +29,7 @@ MIN_DROP = 0.5  # nats; 40 steps lower each stage's loss by 0.8 to 1.6 nats on e
 
 def tiny_cfg(stage, **changes):
     """The stage's own defaults with tiny sizes; keys a stage does not use are ignored by its build_model."""
-    return {**stage.HYPERPARAMETERS, **TINY, **changes}
+    return {**runner.defaults(stage.HYPERPARAMETERS), **TINY, **changes}
 
 
 def stage_id(stage):
@@ -143,9 +143,8 @@ def test_same_seed_gives_identical_training_losses(stage, corpus):
 
 
 def generate(stage, model, idx, n, g, block_size):
-    if stage is gpt:
-        return sampling.generate(model, idx, n, generator=g)
-    return sampling.sample(model, idx, n, generator=g, block_size=block_size)
+    strategy = "halve" if stage is gpt else "crop"  # only gpt's model takes a KV cache
+    return sampling.generate(model, idx, n, generator=g, block_size=block_size, strategy=strategy)
 
 
 @pytest.mark.parametrize("prompt_chars", [14, 40], ids=["prompt_fits_block", "prompt_longer_than_block"])
@@ -214,11 +213,13 @@ def test_kv_cache_and_crop_sample_identical_tokens_while_the_text_fits_the_block
     n = block_size - prompt_len + 1  # prompt_len + n - 1 == block_size: the last token still fits
     model = spread_gpt(tok.vocab_size, block_size)
     prompt = torch.randint(tok.vocab_size, (2, prompt_len), generator=torch.Generator().manual_seed(1))
-    halve = sampling.generate(model, prompt, n, generator=torch.Generator().manual_seed(7))  # the default: cached
-    crop = sampling.generate(model, prompt, n, generator=torch.Generator().manual_seed(7), strategy="crop")
+    halve = sampling.generate(model, prompt, n, generator=torch.Generator().manual_seed(7), block_size=block_size,
+                              strategy="halve")
+    crop = sampling.generate(model, prompt, n, generator=torch.Generator().manual_seed(7), block_size=block_size)
     assert halve.shape == (2, prompt_len + n)
     assert torch.equal(halve, crop)
-    other = sampling.generate(model, prompt, n, generator=torch.Generator().manual_seed(8))
+    other = sampling.generate(model, prompt, n, generator=torch.Generator().manual_seed(8), block_size=block_size,
+                              strategy="halve")
     assert not torch.equal(halve, other)  # the weights are spread enough that the seed matters
 
 
@@ -228,11 +229,12 @@ def test_past_block_size_both_strategies_return_prompt_plus_max_new_tokens(corpu
     block_size, prompt_len, n = 8, 5, 40
     model = spread_gpt(tok.vocab_size, block_size)
     prompt = torch.randint(tok.vocab_size, (2, prompt_len), generator=torch.Generator().manual_seed(1))
-    out = sampling.generate(model, prompt, n, generator=torch.Generator().manual_seed(7), strategy=strategy)
+    out = sampling.generate(model, prompt, n, generator=torch.Generator().manual_seed(7), block_size=block_size,
+                            strategy=strategy)
     assert out.shape == (2, prompt_len + n)
     assert torch.equal(out[:, :prompt_len], prompt)
     # every token drawn while the text still fitted the block is the same whichever strategy drew it
-    exact = sampling.generate(model, prompt, n, generator=torch.Generator().manual_seed(7), strategy="crop")
+    exact = sampling.generate(model, prompt, n, generator=torch.Generator().manual_seed(7), block_size=block_size)
     assert torch.equal(out[:, : block_size + 1], exact[:, : block_size + 1])
 
 
@@ -241,7 +243,7 @@ def test_kv_cache_sampling_works_with_block_size_one(corpus):
     tok, _, _ = corpus
     model = spread_gpt(tok.vocab_size, block_size=1)
     prompt = torch.tensor([[0, 1, 2]])
-    out = sampling.generate(model, prompt, 5, generator=torch.Generator().manual_seed(0))
+    out = sampling.generate(model, prompt, 5, generator=torch.Generator().manual_seed(0), block_size=1, strategy="halve")
     assert out.shape == (1, 8)
 
 
@@ -249,7 +251,7 @@ def test_unknown_sampling_strategy_is_refused(corpus):
     tok, _, _ = corpus
     model = spread_gpt(tok.vocab_size, 8)
     with pytest.raises(ValueError, match="unknown strategy"):
-        sampling.generate(model, torch.zeros(1, 1, dtype=torch.long), 3, strategy="shift")
+        sampling.generate(model, torch.zeros(1, 1, dtype=torch.long), 3, block_size=8, strategy="shift")
 
 
 def test_cached_single_steps_give_the_logits_of_the_full_forward_pass(corpus):
@@ -258,11 +260,13 @@ def test_cached_single_steps_give_the_logits_of_the_full_forward_pass(corpus):
     model = spread_gpt(tok.vocab_size, block_size)
     idx = torch.randint(tok.vocab_size, (B, block_size), generator=torch.Generator().manual_seed(1))
     full, _ = model(idx)  # (B, block_size, vocab_size), no cache
-    cache = model.new_kv_cache(B, torch.device("cpu"))
-    first, _ = model(idx[:, :start], kv_cache=cache, start=0)  # the prompt fills the cache
+    cache = sampling.KVCache(block_size)
+    first, _ = model(idx[:, :start], cache=cache)  # the prompt fills the cache
+    cache.length += start
     assert_close(first, full[:, :start])
     for t in range(start, block_size):
-        step, _ = model(idx[:, t : t + 1], kv_cache=cache, start=t)  # (B, 1, vocab_size)
+        step, _ = model(idx[:, t : t + 1], cache=cache)  # (B, 1, vocab_size): position t
+        cache.length += 1
         assert_close(step[:, 0], full[:, t])
 
 
@@ -301,7 +305,7 @@ def test_a_bigram_table_set_to_the_smoothed_counts_scores_exactly_the_floor(corp
     model = bigram_v1.build_model({}, V)
     with torch.no_grad():
         model.token_embedding_table.weight.copy_(((counts + 1) / (counts + 1).sum(1, keepdim=True)).log())
-    loss = runner.full_loss(model, val, 16, torch.device("cpu"), torch.float32)
+    loss = runner.full_loss(model, val, 16)
     assert_close(loss, runner.bigram_floor(train, val, V, alpha=1.0), rtol=1e-5, atol=1e-6)
 
 
@@ -340,7 +344,7 @@ def test_full_loss_is_the_mean_cross_entropy_of_every_next_character_for_a_bigra
     table = model.token_embedding_table.weight.detach()
     per_token = [-F.log_softmax(table[a], dim=-1)[b].item() for a, b in zip(data[:-1].tolist(), data[1:].tolist())]
     assert len(per_token) == FULL_LOSS_TOKENS - 1
-    loss = runner.full_loss(model, data, FULL_LOSS_BLOCK, torch.device("cpu"), torch.float32, rows=2)
+    loss = runner.full_loss(model, data, FULL_LOSS_BLOCK, rows=2)
     assert_close(loss, sum(per_token) / len(per_token), rtol=1e-5, atol=1e-6)
 
 
@@ -356,5 +360,5 @@ def test_full_loss_is_the_mean_cross_entropy_over_consecutive_windows_including_
             for t in range(end - start):
                 per_token.append(-F.log_softmax(logits[0, t], dim=-1)[data[start + t + 1]].item())
     assert len(per_token) == FULL_LOSS_TOKENS - 1
-    loss = runner.full_loss(model, data, FULL_LOSS_BLOCK, torch.device("cpu"), torch.float32, rows=2)
+    loss = runner.full_loss(model, data, FULL_LOSS_BLOCK, rows=2)
     assert_close(loss, sum(per_token) / len(per_token), rtol=1e-5, atol=1e-6)

@@ -16,7 +16,7 @@ from torch.testing import assert_close
 
 import gpt
 import runner
-from helpers import call_main
+from helpers import call_main, printed_sample, printed_seed
 from data import CharTokenizer, split
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +73,7 @@ def test_the_run_reports_the_model_with_the_lowest_val_estimate_not_the_last_ste
     _, val = split(torch.tensor(tok.encode(text)))
     model = gpt.build_model(kept["config"], tok.vocab_size)
     model.load_state_dict(kept["model"])
-    val_loss = runner.full_loss(model, val, kept["config"]["block_size"], torch.device("cpu"), torch.float32)
+    val_loss = runner.full_loss(model, val, kept["config"]["block_size"])
     assert_close(metrics["val_loss"], val_loss)
 
 
@@ -82,7 +82,7 @@ def test_sample_only_draws_from_the_kept_model_as_the_training_run_did(overfit):
     out, proc = overfit
     again = script("gpt", "--sample-only", "--out", out, "--seed", 1337, "--max-new-tokens", 30, "--device", "cpu")
     assert again.returncode == 0, again.stderr
-    assert again.stdout.split("\n", 1)[1] == proc.stdout.split("---- sample ----\n", 1)[1]
+    assert printed_sample(again.stdout) == printed_sample(proc.stdout)
 
 
 @slow
@@ -142,12 +142,11 @@ def test_sample_only_draws_a_fresh_text_each_time_and_prints_the_seed_to_repeat_
     for _ in range(2):
         code, out, err = call_main("bigram_v1", ["--sample-only", "--out", tmp_path, "--max-new-tokens", 60], capsys)
         assert code == 0, err
-        seed = int(err.split("--seed ")[1].split(" ")[0].rstrip(")"))
-        draws.append((seed, out))
+        draws.append((printed_seed(out), printed_sample(out)))
     assert draws[0][1] != draws[1][1]
     code, out, _ = call_main("bigram_v1", ["--sample-only", "--out", tmp_path, "--max-new-tokens", 60,
                                            "--seed", draws[0][0]], capsys)
-    assert out == draws[0][1]
+    assert printed_sample(out) == draws[0][1]
 
 
 def test_only_models_with_matmuls_name_a_matmul_number_format(small_text_path, tmp_path, capsys):
@@ -172,9 +171,9 @@ def test_a_prompt_character_outside_the_vocabulary_says_what_to_do(small_text_pa
 
 
 def test_weight_decay_pulls_every_parameter_as_measured_best_on_the_cpu_default():
-    model = gpt.build_model(dict(gpt.HYPERPARAMETERS, n_embd=16, n_head=2, n_layer=1, block_size=8), 20)
-    optimizer = runner.make_optimizer(model, dict(gpt.HYPERPARAMETERS), torch.device("cpu"))
-    decayed = [p for g in optimizer.param_groups if g["weight_decay"] == gpt.HYPERPARAMETERS["weight_decay"]
+    model = gpt.build_model(dict(runner.defaults(gpt.HYPERPARAMETERS), n_embd=16, n_head=2, n_layer=1, block_size=8), 20)
+    optimizer = runner.make_optimizer(model, runner.defaults(gpt.HYPERPARAMETERS), torch.device("cpu"))
+    decayed = [p for g in optimizer.param_groups if g["weight_decay"] == gpt.HYPERPARAMETERS["weight_decay"][0]
                for p in g["params"]]
     assert {id(p) for p in decayed} == {id(p) for p in model.parameters()} and len(decayed) == len(list(model.parameters()))
 
@@ -192,7 +191,7 @@ def test_attention_drops_out_its_weights_while_training_and_nothing_in_eval():
 
 
 def test_gpt_drops_out_the_embeddings_while_training():
-    model = gpt.build_model(dict(gpt.HYPERPARAMETERS, n_embd=16, n_head=2, n_layer=1, block_size=8, dropout=0.3), 20)
+    model = gpt.build_model(dict(runner.defaults(gpt.HYPERPARAMETERS), n_embd=16, n_head=2, n_layer=1, block_size=8, dropout=0.3), 20)
     seen = []
     model.blocks[0].register_forward_pre_hook(lambda module, args: seen.append(args[0]))
     idx = torch.randint(20, (64, 8))

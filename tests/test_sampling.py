@@ -17,6 +17,7 @@ import torch
 from torch.nn import functional as F
 
 import gpt
+import runner
 import sampling
 from sampling import pick_next
 
@@ -167,13 +168,17 @@ def test_top_k_keeps_every_token_tied_with_the_kth_largest(logits, k, kept):
 # ---- the sampling loops pass both knobs on ------------------------------------------------------------
 
 
+BLOCK = 16  # the tiny model's block_size
+
+
 @pytest.fixture(scope="module")
 def model():
     """A tiny gpt whose weights are spread far from the init, so that its logits differ clearly (no near
     ties for argmax to trip on) and the likeliest next token depends on the context, not only on the last
     token: then a KV cache that mixes up positions changes the greedy text too."""
     torch.manual_seed(0)
-    cfg = {**gpt.HYPERPARAMETERS, "n_embd": 32, "n_head": 4, "n_layer": 2, "block_size": 16, "dropout": 0.0}
+    cfg = {**runner.defaults(gpt.HYPERPARAMETERS), "n_embd": 32, "n_head": 4, "n_layer": 2, "block_size": BLOCK,
+           "dropout": 0.0}
     m = gpt.build_model(cfg, 65).eval()
     with torch.no_grad():
         for p in m.parameters():
@@ -185,7 +190,7 @@ def greedy(model, idx, n):
     """The likeliest next token, n times, each predicted from the last block_size tokens."""
     with torch.no_grad():
         for _ in range(n):
-            logits, _ = model(idx[:, -model.block_size :])  # (B, T, V)
+            logits, _ = model(idx[:, -BLOCK :])  # (B, T, V)
             idx = torch.cat((idx, logits[:, -1].argmax(-1, keepdim=True)), dim=1)  # (B, T+1)
     return idx
 
@@ -193,34 +198,31 @@ def greedy(model, idx, n):
 PROMPT = torch.randint(65, (6, 5), generator=torch.Generator().manual_seed(1))  # (B, T)
 
 
-@pytest.mark.parametrize("loop", ["sample", "generate_cached"])
+@pytest.mark.parametrize("loop", ["crop", "halve"])
 @pytest.mark.parametrize("knobs", [dict(temperature=0.0), dict(temperature=1e-40), dict(top_k=1)],
                          ids=["temperature_0", "temperature_1e-40", "top_k_1"])
 def test_greedy_settings_make_both_loops_write_the_argmax_text_of_the_uncached_model(model, loop, knobs):
-    # generate_cached refills its cache past block_size, so both loops are compared while the text fits
-    n = model.block_size - PROMPT.size(1) + 1
+    # "halve" refills its KV cache past block_size, so both loops are compared while the text fits
+    n = BLOCK - PROMPT.size(1) + 1
     expected = greedy(model, PROMPT, n)
     g = torch.Generator().manual_seed(0)
-    if loop == "sample":
-        out = sampling.sample(model, PROMPT, n, generator=g, block_size=model.block_size, **knobs)
-    else:
-        out = sampling.generate_cached(model, PROMPT, n, generator=g, **knobs)
+    out = sampling.generate(model, PROMPT, n, generator=g, block_size=BLOCK, strategy=loop, **knobs)
     assert torch.equal(out, expected)
     # and the comparison can fail: at temperature 1 with no top_k, the same seed draws other tokens
-    plain = sampling.sample(model, PROMPT, n, generator=torch.Generator().manual_seed(0), block_size=model.block_size)
+    plain = sampling.generate(model, PROMPT, n, generator=torch.Generator().manual_seed(0), block_size=BLOCK)
     assert not torch.equal(plain, expected)
 
 
 def test_sample_past_the_block_at_temperature_zero_is_greedy_on_the_last_block(model):
-    out = sampling.sample(model, PROMPT, 30, temperature=0.0, block_size=model.block_size)
+    out = sampling.generate(model, PROMPT, 30, temperature=0.0, block_size=BLOCK)
     assert torch.equal(out, greedy(model, PROMPT, 30))
 
 
 @pytest.mark.parametrize("strategy", ["halve", "crop"])
 def test_generate_passes_temperature_and_top_k_on_with_either_strategy(model, strategy):
-    n = model.block_size - PROMPT.size(1) + 1
+    n = BLOCK - PROMPT.size(1) + 1
     expected = greedy(model, PROMPT, n)
     for knobs in (dict(temperature=0.0), dict(top_k=1)):
         out = sampling.generate(model, PROMPT, n, generator=torch.Generator().manual_seed(0),
-                                block_size=model.block_size, strategy=strategy, **knobs)
+                                block_size=BLOCK, strategy=strategy, **knobs)
         assert torch.equal(out, expected), knobs

@@ -1,0 +1,36 @@
+"""Exercise 7 (the lecture's EX1): every head in one batched matmul, checked against bigram_v3's heads.
+
+Stage: gpt.py (bigram_v3.py's heads, batched)    Note: ../notes/v3-to-gpt.md
+Check: python -m pytest exercises -k batched_heads
+
+Task. bigram_v3.MultiHeadAttention runs n_head separate Heads and concatenates their outputs. gpt.py
+does the same math with one Linear(C, 3 * C) for every key, query and value, and treats the heads as one
+more batch dimension. Do that conversion:
+
+  stack_weights(heads) -> (3 * C, C)
+      heads is a list of bigram_v3.Head. Stack their weights in gpt.py's order: the queries of heads
+      0, 1, ..., then the keys of heads 0, 1, ..., then the values: rows [q heads | k heads | v heads].
+
+  batched_attention(x, qkv_weight, n_head) -> (B, T, C)
+      x is (B, T, C), qkv_weight is (3 * C, C) in that layout. One matmul x @ qkv_weight.T gives
+      (B, T, 3 * C); reshape it into q, k, v of shape (B, n_head, T, head_size) each; do causal attention
+      for all heads at once (the same steps as exercise 6, on 4-D tensors); put the heads side by side
+      again, (B, T, C), as torch.cat did. No Python loop over heads.
+
+The check feeds your stacked weights to bigram_v3's heads and gpt.MultiHeadAttention and compares.
+
+Hint. `.view(B, T, 3, n_head, head_size)` then `.permute(2, 0, 3, 1, 4)` gives (3, B, n_head, T, hs):
+unpack it into q, k, v. Matmuls on 4-D tensors batch over the first two dimensions. At the end,
+`.transpose(1, 2)` gives (B, T, n_head, hs), and `.reshape(B, T, C)` lays the heads side by side.
+"""
+
+import torch  # noqa: F401  (you will want it)
+from torch.nn import functional as F  # noqa: F401
+
+
+def stack_weights(heads):
+    raise NotImplementedError("not done yet: stack_weights(heads)")
+
+
+def batched_attention(x, qkv_weight, n_head):
+    raise NotImplementedError("not done yet: batched_attention(x, qkv_weight, n_head)")

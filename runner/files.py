@@ -1,0 +1,164 @@
+"""What a run keeps in --out, and how it is written and read back:
+
+    ckpt.pt         the last state: weights, optimizer, random-number generators, progress. --resume
+                    continues from it exactly. Written at every evaluation and whenever a run stops.
+    best.pt         the weights with the lowest val estimate so far, and the step they come from: what a
+                    run reports and samples, and what --sample-only loads.
+    tokenizer.json  the vocabulary, so a sample can be drawn without the training text.
+    metrics.json    the final figures (runner.report).
+    .lock           the process writing here: a second run on the same --out is refused while it lives.
+
+Every file is written atomically (data/atomic.py), so a crash or a full disk leaves the previous one whole.
+A checkpoint is checked when it is read, so one from another stage, another version or a hand edit ends
+in one line instead of a traceback deep inside PyTorch.
+"""
+
+import io
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from data import CharTokenizer
+from data.atomic import atomic_write, atomic_write_text, process_alive, remove_stale_temps
+
+from .config import UserError, config_problem
+
+CHECKPOINT, BEST, TOKENIZER, METRICS, LOCK = "ckpt.pt", "best.pt", "tokenizer.json", "metrics.json", ".lock"
+
+
+def write(path, data):
+    """Write bytes or text to path atomically; a full disk or a permission problem is one line."""
+    try:
+        if isinstance(data, str):
+            atomic_write_text(path, data)
+        else:
+            atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+    except OSError as e:
+        raise UserError(f"cannot save {os.path.abspath(path)} ({e.strerror or e}); the previous file there is "
+                        f"intact: free some space or choose another --out, then --resume") from None
+
+
+def save_torch(path, payload):
+    """torch.save into memory first: a failed write to disk then says why (disk full, file too large)."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write(path, buffer.getvalue())
+
+
+def save_json(path, obj):
+    write(path, json.dumps(obj, indent=2) + "\n")
+
+
+def read_metrics(out):
+    """metrics.json of the run in out, or None when that run has not finished."""
+    try:
+        with open(os.path.join(out, METRICS), encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise UserError(f"{os.path.join(out, METRICS)} is unreadable ({e}); delete it or train again") from None
+
+
+def load_checkpoint(path, stage, table, hint):
+    """Read a checkpoint and check the parts every use needs: its stage, weights, config and tokenizer."""
+    if not os.path.isfile(path):
+        raise UserError(f"no trained model at {path}; {hint}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated, not a torch file, a pickle that is not plain data
+        raise UserError(f"{path} is corrupt or unreadable ({type(e).__name__}); delete it and train again") from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict) or "stage" not in ckpt:
+        raise UserError(f"{path} is not a gpt-from-scratch checkpoint; delete it and train again")
+    if ckpt["stage"] != stage:
+        raise UserError(f"{path} was written by {ckpt['stage']}.py, not {stage}.py; point --out at a {stage} run")
+    why = config_problem(ckpt.get("config"), table)
+    try:
+        CharTokenizer.from_dict(ckpt.get("tokenizer"))
+    except (ValueError, TypeError) as e:
+        why = why or f"its tokenizer is unusable ({e})"
+    if why:
+        raise UserError(f"{path} is malformed: {why}; delete it and train again")
+    return ckpt
+
+
+def load_weights(model, ckpt, path):
+    try:
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, KeyError, TypeError):
+        raise UserError(f"{path} does not fit this model (other sizes or another vocabulary); use another "
+                        f"--out or train again") from None
+
+
+class OutLock:
+    """A lock file in --out naming the process that writes there: one run per --out at a time.
+
+    Created with O_EXCL, so of two runs starting together exactly one gets it; it holds the writer's pid.
+    A lock whose process has died (a crash, kill -9) is taken over. A lock that cannot be read (empty:
+    its writer died before writing its pid) is taken over once it is a minute old. Where a pid cannot be
+    checked (Windows), a lock older than a day is taken over.
+    """
+
+    def __init__(self, out):
+        self.out, self.path = out, os.path.join(out, LOCK)
+
+    def __enter__(self):
+        if os.path.exists(self.out) and not os.path.isdir(self.out):
+            raise UserError(f"--out {self.out} is a file, not a directory; choose a directory")
+        try:
+            os.makedirs(self.out, exist_ok=True)
+            for _ in range(3):
+                try:
+                    fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                except FileExistsError:
+                    self.refuse_unless_stale()
+                    continue
+                try:
+                    with os.fdopen(fd, "w") as f:
+                        f.write(str(os.getpid()))
+                except OSError:
+                    os.unlink(self.path)  # a lock without a pid must not block the next run
+                    raise
+                remove_stale_temps(self.out)  # the temporary files of killed saves (ours only, by name)
+                return self
+        except OSError as e:
+            raise UserError(f"cannot write to --out {self.out} ({e.strerror or e}); free some space or choose "
+                            f"another directory") from None
+        raise UserError(f"another run keeps taking {self.path}; use another --out")
+
+    def refuse_unless_stale(self):
+        try:
+            with open(self.path) as f:
+                pid = f.read().strip()
+            age = time.time() - os.path.getmtime(self.path)
+        except FileNotFoundError:
+            return  # its owner just finished
+        alive = process_alive(pid) if pid else None
+        if alive is None:
+            alive = age < (24 * 3600 if pid else 60)
+        if alive and pid != str(os.getpid()):
+            raise UserError(f"{self.out} is in use by process {pid or '(unknown)'} (lock file {self.path}); wait "
+                            f"for it to finish or use another --out; if no run is using it, delete the lock file")
+        try:
+            os.unlink(self.path)  # stale: its process is gone
+        except FileNotFoundError:
+            pass
+
+    def __exit__(self, *exc):
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+
+def lock_holder(out):
+    """The pid of a live run writing in out, or None."""
+    try:
+        with open(os.path.join(out, LOCK)) as f:
+            pid = f.read().strip()
+    except OSError:
+        return None
+    return pid if pid and pid != str(os.getpid()) and process_alive(pid) else None
