@@ -1,1 +1,1 @@
-"""The benchmark: `python bench/run.py` measures, `python bench/table.py` tabulates runs you already made."""
+"""The benchmark: `python -m bench.run` measures beside the peers, `python -m bench.table` tabulates your runs."""

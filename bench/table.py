@@ -1,27 +1,21 @@
-"""bench/table.py: the README's results table, in Markdown, from the metrics.json of runs you already made.
+"""bench/table.py: the README's Results table, in Markdown, from the metrics.json of runs you already made.
 
 Every stage script writes <out>/metrics.json when it finishes (default out/<stage>). This reads them and
-prints one row per run, so you can put your own numbers beside the README's:
+prints one row per run, in the order given, so you can put your own numbers beside the README's:
 
-    python bench/table.py                                  # out/bigram_v1 out/bigram_v2 out/bigram_v3 out/gpt
-    python bench/table.py out/gpt runs/gpt-dropout         # any run directories, in the order given
+    python -m bench.table                            # every run in out/ (out/bigram_v1 ... out/gpt)
+    python -m bench.table out/gpt runs/gpt-dropout   # any run directories, in this order
 
-It trains nothing. It imports the runner (and so PyTorch, a second or two) for two names only: the list of
-stages (runner.cli.STAGES, the one list every part of the project uses) and the metrics file's name.
-`python bench/run.py` uses the same table for its stages section.
+It trains nothing and imports no PyTorch, so it answers at once. `python -m bench.run` prints the same
+table for its stages section.
 """
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # `python bench/table.py` puts bench/ on the path; the runner lives one level up
-
-from runner import METRICS  # noqa: E402  (the file name every run writes)
-from runner.cli import STAGES  # noqa: E402  (the reading order: bigram_v1, bigram_v2, bigram_v3, gpt)
-
-DEFAULT_DIRS = tuple(f"out/{stage}" for stage in STAGES)  # where each stage script saves by default
+METRICS = "metrics.json"  # runner.files.METRICS: importing the runner would import PyTorch (a test checks both agree)
 COLUMNS = ("stage", "params", "val loss (full split)", "kept step", "bigram floor", "train seconds", "tokens/s",
            "device")
 
@@ -39,16 +33,11 @@ def markdown_table(headers, rows):
 
 
 def kept_step(m):
-    """Which step's weights the run kept (its lowest val estimate), of how many: "1,500 of 2,000".
-
-    A run reports its kept model, not necessarily its last step's; its full-split losses are that model's.
-    metrics.json written before runs kept the best model has no "kept": then a dash.
-    """
+    """Which step's weights the run kept (its lowest val estimate), of how many: "1,500 of 2,000"."""
     kept = m.get("kept")
     if not isinstance(kept, dict) or kept.get("iter") is None:
         return "—"
-    iters = m.get("iters")
-    return f"{kept['iter']:,}" + (f" of {iters:,}" if iters is not None else "")
+    return f"{kept['iter']:,}" + (f" of {m['iters']:,}" if m.get("iters") is not None else "")
 
 
 def stage_row(m):
@@ -72,31 +61,36 @@ def stages_table(metrics):
     return markdown_table(COLUMNS, [stage_row(m) for m in metrics])
 
 
-def read_metrics(run_dir):
-    """The metrics dict of the run in run_dir; FileNotFoundError if that run never finished."""
-    with open(Path(run_dir) / METRICS, encoding="utf-8") as f:
-        return json.load(f)
+def read_row(run_dir):
+    """(the run's row, None), or (None, why it was skipped)."""
+    path = Path(run_dir) / METRICS
+    try:
+        with open(path, encoding="utf-8") as f:
+            return stage_row(json.load(f)), None
+    except FileNotFoundError:  # a run that has not finished (or not started) is no error
+        return None, (f"no {METRICS} in {run_dir} (a run writes it when training ends: "
+                      f"`python <stage>.py --out {run_dir}`)")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:  # unreadable, not JSON, not a run's
+        return None, f"{path} is unreadable ({type(e).__name__}: {e})"
 
 
 def main(argv=None):
-    dirs = (sys.argv[1:] if argv is None else argv) or list(DEFAULT_DIRS)
-    if any(d in ("-h", "--help") for d in dirs):
-        print(__doc__.strip())
-        return 0
+    p = argparse.ArgumentParser(prog="python -m bench.table", description=__doc__.strip().splitlines()[0])
+    p.add_argument("runs", nargs="*", metavar="DIR", help="run directories, in the order of the rows (default: out/*)")
+    dirs = p.parse_args(argv).runs or sorted(str(d) for d in Path("out").glob("*") if d.is_dir())
+    if not dirs:
+        print("table.py: error: no runs in out/; train a stage first: `python bigram_v1.py`", file=sys.stderr)
+        return 1
     rows = []
     for d in dirs:
-        try:
-            rows.append(stage_row(read_metrics(d)))
-        except FileNotFoundError:
-            # a stage you have not trained yet is no error: say so, and tabulate the others
-            name = Path(d).name
-            train = f"python {name}.py" if d == f"out/{name}" and name in STAGES else f"python <stage>.py --out {d}"
-            print(f"table.py: no {METRICS} in {d} (a run writes it when training ends: `{train}`); skipped",
-                  file=sys.stderr)
-        except (OSError, ValueError, KeyError, TypeError) as e:  # unreadable, not JSON, or not a stage's metrics
-            print(f"table.py: cannot read {Path(d) / METRICS} ({type(e).__name__}: {e}); skipped", file=sys.stderr)
+        row, why = read_row(d)
+        if row:
+            rows.append(row)
+        else:
+            print(f"table.py: skipped: {why}", file=sys.stderr)
     if not rows:
-        print(f"table.py: error: no {METRICS} found in {' '.join(dirs)}; run a stage script first", file=sys.stderr)
+        print(f"table.py: error: nothing to tabulate: all {len(dirs)} run(s) were skipped, each for the reason above",
+              file=sys.stderr)
         return 1
     print(markdown_table(COLUMNS, rows))
     return 0

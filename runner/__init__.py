@@ -11,18 +11,16 @@ idea that is new. A run, one function each, in this order:
   report        the kept (best) model measured on the full train and val splits; metrics.json
   sample        text from the kept model, printed as it is drawn (sampling.py)
 
-The other files: config.py (flags from the stage's table), bookkeeping.py (what the loop's run.* calls
-do), files.py (the files in --out), console.py (printing, progress, signals), device.py, distributed.py
-(torchrun), and runs.py: reading, launching and looking inside runs, for the figures, the benchmark,
-the exercises and the tests.
+The other files: bookkeeping.py (the Run the loop's run.* calls go to), config.py (flags from a stage's
+table), files.py (the files in --out), console.py (printing, progress, signals), device.py,
+distributed.py (torchrun), and runs.py (reading, launching and looking inside runs: what the figures,
+the benchmark and the tests use).
 """
 
 import hashlib
 import os
 import sys
 from contextlib import nullcontext
-from dataclasses import dataclass
-from functools import partial
 
 import torch
 
@@ -30,7 +28,7 @@ import sampling
 from data import CharTokenizer, DataError, load_text, split
 
 from . import distributed
-from .bookkeeping import Progress, Run
+from .bookkeeping import Run
 from .config import UserError, build_parser, config_problem, default_out, defaults, settle
 from .console import make_output_forgiving, say
 from .device import autocast, machine_info, memory, native_bf16, pick_device, pick_dtype
@@ -40,43 +38,11 @@ from .runs import STAGES, capture, launch, load_run
 
 # what the notes, the figures, the benchmark, the exercises and the tests use as runner.<name>
 __all__ = ["BEST", "CHECKPOINT", "DEFAULT_SEED", "GRAD_CLIP", "METRICS", "MIN_LR_RATIO", "STAGES", "TOKENIZER",
-           "UserError", "autocast", "bigram_floor", "capture", "defaults", "estimate_loss", "full_loss", "launch", "load_run",
-           "lr_at", "machine_info", "main", "make_optimizer", "native_bf16", "pick_device", "pick_dtype", "train"]
+           "UserError", "autocast", "bigram_floor", "capture", "defaults", "estimate_loss", "full_loss", "launch",
+           "load_run", "lr_at", "machine_info", "main", "make_optimizer", "native_bf16", "pick_device",
+           "pick_dtype", "train"]
 
 DEFAULT_SEED = 1337  # training is reproducible by default; --sample-only draws a fresh seed unless given one
-
-
-@dataclass
-class Context:
-    """What configure() settled, before any data or weights."""
-
-    stage: str
-    args: object  # the parsed command line
-    table: dict  # the stage's HYPERPARAMETERS
-    cfg: dict  # the run's hyperparameters, settled
-    device: torch.device
-    dtype: torch.dtype
-    seed: int
-    ckpt: dict = None  # the checkpoint --resume continues
-
-    def path(self, name):
-        return os.path.join(self.args.out, name)
-
-    @property
-    def autocast(self):
-        return autocast(self.device, self.dtype)
-
-
-@dataclass
-class Data:
-    tok: CharTokenizer
-    train: torch.Tensor
-    val: torch.Tensor
-    sha256: str  # of the text, so --resume notices a changed text
-
-    @property
-    def splits(self):
-        return {"train": self.train, "val": self.val}
 
 
 def main(script, build_model, table, doc=None, gpu_table=None, argv=None):
@@ -89,20 +55,15 @@ def main(script, build_model, table, doc=None, gpu_table=None, argv=None):
         return e.code
     args.out = os.path.abspath(args.out or default_out(script, stage))
     try:
-        ctx = configure(stage, table, gpu_table, args)
+        run = configure(stage, table, gpu_table, args)
         if args.sample_only:
-            return sample_only(ctx)
-        data = load_data(ctx)
+            return sample_only(run)
+        load_data(run)
         with OutLock(args.out) if distributed.MAIN else nullcontext():  # one run writes in --out at a time
-            run = build(ctx, data, build_model)
-            model = distributed.wrap(torch.compile(run.model) if args.compile else run.model, ctx.device)
-            train(model, run.optimizer, data.train, ctx.cfg, run)
-            if not run.finished():  # stopped early: the checkpoint is saved, nothing to report yet
-                return report_stop(ctx, run)
-            if distributed.MAIN:
-                report(ctx, data, run)
-                sample(ctx, run.model, data.tok, "sample")
-        return 0
+            build(run, build_model)
+            model = distributed.wrap(torch.compile(run.model) if args.compile else run.model, run.device)
+            train(model, run.optimizer, run.train, run.cfg, run)
+            return finish(run)
     except (UserError, DataError) as e:
         say(f"{stage}.py: error: {e}", file=sys.stderr)
         return 1
@@ -115,13 +76,11 @@ def main(script, build_model, table, doc=None, gpu_table=None, argv=None):
 
 def configure(stage, table, gpu_table, args):
     device = distributed.start(pick_device(args.device))
-    dtype = pick_dtype(args.dtype, device)
     if device.type == "cuda":
         torch.set_float32_matmul_precision("high")  # TF32 for the few matmuls autocast leaves in float32
     if distributed.MAIN and not args.sample_only:
-        how = "chosen with --device" if args.device != "auto" else "auto: " + {
-            "cuda": "CUDA GPU found", "mps": "Apple GPU found"}.get(device.type, "no CUDA or MPS GPU found")
-        say(f"device: {device.type} ({how})")
+        how = {"cuda": "CUDA GPU found", "mps": "Apple GPU found"}.get(device.type, "no CUDA or MPS GPU found")
+        say(f"device: {device.type} ({'chosen with --device' if args.device != 'auto' else 'auto: ' + how})")
     ckpt = None
     if args.resume:
         ckpt = load_checkpoint(os.path.join(args.out, CHECKPOINT), stage, table,
@@ -130,32 +89,29 @@ def configure(stage, table, gpu_table, args):
     why = config_problem(cfg, table)
     if why:
         raise UserError(why)
-    seed = args.seed if args.seed is not None else (
-        int.from_bytes(os.urandom(4), "little") % 1_000_000 if args.sample_only else DEFAULT_SEED)
-    return Context(stage, args, table, cfg, device, dtype, seed, ckpt)
+    fresh = int.from_bytes(os.urandom(4), "little") % 1_000_000  # --sample-only: a new text every time
+    seed = args.seed if args.seed is not None else fresh if args.sample_only else DEFAULT_SEED
+    return Run(stage, args, table, cfg, device, pick_dtype(args.dtype, device), seed, ckpt)
 
 
-def load_data(ctx):
-    cfg, ckpt = ctx.cfg, ctx.ckpt
-    text = load_text(ctx.args.data, min_chars=cfg["block_size"] + 1)
-    tok = CharTokenizer.from_text(text)
-    sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    if ckpt is not None and CharTokenizer.from_dict(ckpt["tokenizer"]) != tok:
-        raise UserError(f"the checkpoint in {ctx.args.out} was trained on a text with another vocabulary "
-                        f"({len(ckpt['tokenizer']['chars'])} characters, this one has {tok.vocab_size}); use the "
-                        f"same --data or another --out")
-    if ckpt is not None and ckpt["text_sha256"] != sha:
-        if not ctx.args.allow_new_text:
-            raise UserError(f"the checkpoint in {ctx.args.out} was trained on another text with the same "
-                            f"characters; use the same --data, or pass --allow-new-text to go on anyway")
+def load_data(run):
+    cfg, ckpt, out = run.cfg, run.ckpt, run.args.out
+    text = load_text(run.args.data, min_chars=cfg["block_size"] + 1)
+    run.tok, run.sha256 = CharTokenizer.from_text(text), hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if ckpt is not None and CharTokenizer.from_dict(ckpt["tokenizer"]) != run.tok:
+        raise UserError(f"the checkpoint in {out} was trained on a text with another vocabulary; use the same "
+                        f"--data or another --out")
+    if ckpt is not None and ckpt.get("text_sha256") != run.sha256:
+        if not run.args.allow_new_text:
+            raise UserError(f"the checkpoint in {out} was trained on another text with the same characters; use "
+                            f"the same --data, or pass --allow-new-text to go on anyway")
         say("note: continuing on a text other than the checkpoint's (--allow-new-text)")
-    check_prompt(tok, ctx.args.prompt)  # now, not after training
-    train_data, val_data = split(torch.tensor(tok.encode(text), dtype=torch.long))
-    if len(val_data) < cfg["block_size"] + 1:
-        raise UserError(f"the text is too short: its validation split (the last 10%) has {len(val_data)} "
+    check_prompt(run.tok, run.args.prompt)  # now, not after training
+    run.train, run.val = split(torch.tensor(run.tok.encode(text), dtype=torch.long))
+    if len(run.val) < cfg["block_size"] + 1:
+        raise UserError(f"the text is too short: its validation split (the last 10%) has {len(run.val)} "
                         f"characters, fewer than block_size + 1 = {cfg['block_size'] + 1}; use a longer text or "
                         f"a smaller --block-size")
-    return Data(tok, train_data, val_data, sha)
 
 
 def check_prompt(tok, prompt):
@@ -163,125 +119,122 @@ def check_prompt(tok, prompt):
         raise UserError(f"--prompt: {tok.unknown_message(prompt)}; write the prompt with those characters only")
 
 
-def build(ctx, data, build_model):
-    """The model and optimizer, fresh (from the seed) or restored from --out's checkpoint."""
-    cfg, args = ctx.cfg, ctx.args
+def build(run, build_model):
+    """The model, optimizer and batch generator: fresh from the seed, or restored from --out's checkpoint."""
+    cfg, vocab_size = run.cfg, run.tok.vocab_size
     if distributed.MAIN:
-        check_out(ctx)
-    with torch.device("meta"):  # shapes only, no memory: is there room for the real one?
-        params = sum(p.numel() for p in build_model(cfg, data.tok.vocab_size).parameters())
-    have = memory(ctx.device)
+        check_out(run)
+    with torch.device("meta"):  # shapes only, no memory: is there room for the real model?
+        params = sum(p.numel() for p in build_model(cfg, vocab_size).parameters())
+    have = memory(run.device)
     if have is not None and 16 * params > have:  # weights, gradients and AdamW's two moments: 16 bytes each
         raise UserError(f"this configuration has {params:,} parameters, which need {16 * params / 2**30:,.1f} GiB "
-                        f"to train, more than the {have / 2**30:,.1f} GiB this {ctx.device.type} has; choose smaller "
-                        f"sizes (--n-embd, --n-layer, --block-size)")
-    torch.manual_seed(ctx.seed)  # the same initial weights on every rank
-    model = build_model(cfg, data.tok.vocab_size).to(ctx.device)
-    batches = torch.Generator().manual_seed(ctx.seed + distributed.RANK)  # each rank draws its own batches
-    torch.manual_seed(ctx.seed + distributed.RANK)  # and its own dropout masks
-    run = Run(ctx, model, make_optimizer(model, cfg, ctx.device), data, Progress(), batches)
-    if ctx.ckpt is not None:
-        load_weights(model, ctx.ckpt, ctx.path(CHECKPOINT))
-        run.restore(ctx.ckpt, ctx.path(CHECKPOINT))
-        if distributed.MAIN:
-            done = run.p.step >= cfg["max_iters"]
-            say(f"resuming {args.out} at step {run.p.step} of {cfg['max_iters']}" + (
-                f": it has finished; pass --max-iters (more than {cfg['max_iters']}) to train longer" if done else ""))
+                        f"to train, more than the {have / 2**30:,.1f} GiB here; choose smaller sizes")
+    torch.manual_seed(run.seed)  # the same initial weights on every rank
+    run.model = build_model(cfg, vocab_size).to(run.device)
+    run.optimizer = make_optimizer(run.model, cfg, run.device)
+    run.batches = torch.Generator().manual_seed(run.seed + distributed.RANK)  # each rank draws its own batches
+    torch.manual_seed(run.seed + distributed.RANK)  # and its own dropout masks
+    if run.ckpt is not None:
+        load_weights(run.model, run.ckpt, run.path(CHECKPOINT))
+        run.restore(run.ckpt, run.path(CHECKPOINT))
     if distributed.MAIN:
-        matmuls = any(isinstance(m, torch.nn.Linear) for m in model.modules())  # bigram_v1 has none
-        fmt = f", matmuls in {str(ctx.dtype).replace('torch.', '')}" if matmuls else ""
+        if run.ckpt is not None:
+            done = f": it has finished; --max-iters above {cfg['max_iters']} trains longer" if run.finished() else ""
+            say(f"resuming {run.args.out} at step {run.p.step} of {cfg['max_iters']}{done}")
+        matmuls = any(isinstance(m, torch.nn.Linear) for m in run.model.modules())  # bigram_v1 has none
+        fmt = f", matmuls in {str(run.dtype).replace('torch.', '')}" if matmuls else ""
         procs = f" on {distributed.WORLD} processes" if distributed.WORLD > 1 else ""
-        say(f"{ctx.stage}: {params:,} parameters{fmt}{procs}; {len(data.train):,} train and {len(data.val):,} val "
-            f"characters; vocabulary {data.tok.vocab_size}")
-    return run
+        say(f"{run.stage}: {params:,} parameters{fmt}{procs}; {len(run.train):,} train and {len(run.val):,} val "
+            f"characters; vocabulary {vocab_size}")
 
 
-def check_out(ctx):
+def check_out(run):
     """A run already in --out is never replaced without being asked to."""
-    names = [n for n in (CHECKPOINT, BEST, METRICS) if os.path.exists(ctx.path(n))]
-    if not names or ctx.args.resume:
+    names = [n for n in (CHECKPOINT, BEST, METRICS) if os.path.exists(run.path(n))]
+    if not names or run.args.resume:
         return
-    if not ctx.args.overwrite:
-        what = f"a trained {ctx.stage} model" if METRICS in names else f"an unfinished {ctx.stage} run"
-        raise UserError(f"{ctx.args.out} already holds {what}; continue it with --resume, replace it with "
+    if not run.args.overwrite:
+        what = f"a trained {run.stage} model" if METRICS in names else f"an unfinished {run.stage} run"
+        raise UserError(f"{run.args.out} already holds {what}; continue it with --resume, replace it with "
                         f"--overwrite, or keep both by giving this run another --out DIR")
     for name in names:
-        os.unlink(ctx.path(name))
+        os.unlink(run.path(name))
 
 
-def report_stop(ctx, run):
+def finish(run):
+    """After the loop: report and sample a finished run, or say how to go on with a stopped one."""
+    if run.finished():
+        if distributed.MAIN:
+            report(run)
+            sample(run, run.model, run.tok)
+        return 0
     if distributed.MAIN:
-        where = f"checkpoint saved in {ctx.args.out}; continue with --resume"
-        if run.stop.requested:
-            say(f"stopped by {run.stop.name()} at step {run.p.step}; {where}", file=sys.stderr)
-        else:
-            say(f"stopped at step {run.p.step} of {ctx.cfg['max_iters']}; {where}")
+        how = f"stopped by {run.stop.name()}" if run.stop.requested else "stopped"
+        say(f"{how} at step {run.p.step} of {run.cfg['max_iters']}; checkpoint saved in {run.args.out}; continue "
+            f"with --resume", file=sys.stderr if run.stop.requested else sys.stdout)
     return run.stop.exit_status() if run.stop.requested else 0
 
 
-def report(ctx, data, run):
+def report(run):
     """Measure the kept (best) model on the full splits, beside the bigram floor; write metrics.json."""
-    cfg, p, model = ctx.cfg, run.p, run.model
+    cfg, p, model = run.cfg, run.p, run.model
     kept = p.best or p.history[-1]
     if kept["iter"] != p.step:
-        best = load_checkpoint(ctx.path(BEST), ctx.stage, ctx.table, hint="train again")
-        load_weights(model, best, ctx.path(BEST))
+        load_weights(model, load_checkpoint(run.path(BEST), run.stage, run.table, hint=""), run.path(BEST))
         say(f"kept the model of step {kept['iter']} (val estimate {kept['val']:.4f}); the last step's was "
             f"{p.history[-1]['val']:.4f}")
     tokens = p.step * cfg["batch_size"] * cfg["block_size"] * distributed.WORLD
-    say(f"trained {p.step} steps in {p.train_seconds:.1f} s" + (
-        f": {tokens / p.train_seconds:,.0f} tokens/s" if p.train_seconds else ""))
-    metrics = dict(stage=ctx.stage, params=sum(q.numel() for q in model.parameters()), iters=p.step, kept=kept,
-                   batch_size=cfg["batch_size"], block_size=cfg["block_size"], device=ctx.device.type,
-                   dtype=str(ctx.dtype).replace("torch.", ""), world_size=distributed.WORLD,
-                   train_seconds=p.train_seconds,
-                   tokens_per_second=tokens / p.train_seconds if p.train_seconds else None)
-    metrics.update(final_losses(ctx, data, model))
-    metrics.update(config=cfg, seed=ctx.seed, text_sha256=data.sha256, history=p.history,
-                   machine=machine_info(ctx.device))
-    save_json(ctx.path(METRICS), metrics)
-    say(f"checkpoints and metrics saved in {ctx.args.out}")
+    speed = tokens / p.train_seconds if p.train_seconds else None
+    say(f"trained {p.step} steps in {p.train_seconds:.1f} s" + (f": {speed:,.0f} tokens/s" if speed else ""))
+    metrics = dict(stage=run.stage, params=sum(q.numel() for q in model.parameters()), iters=p.step, kept=kept,
+                   batch_size=cfg["batch_size"], block_size=cfg["block_size"], device=run.device.type,
+                   dtype=str(run.dtype).replace("torch.", ""), world_size=distributed.WORLD,
+                   train_seconds=p.train_seconds, tokens_per_second=speed, **final_losses(run))
+    metrics.update(config=cfg, seed=run.seed, text_sha256=run.sha256, history=p.history,
+                   machine=machine_info(run.device))
+    save_json(run.path(METRICS), metrics)
+    say(f"checkpoints and metrics saved in {run.args.out}")
 
 
-def final_losses(ctx, data, model):
+def final_losses(run):
     """The kept model's loss on every character of each split (or its first --final-eval ones; 0 skips it)."""
-    chars, block = ctx.args.final_eval, ctx.cfg["block_size"]
-    floor = bigram_floor(data.train, data.val, data.tok.vocab_size)
+    chars, block = run.args.final_eval, run.cfg["block_size"]
+    floor = bigram_floor(run.train, run.val, run.tok.vocab_size)
     if chars == 0:
         say(f"final measurement skipped (--final-eval 0); the bigram floor is {floor:.4f}")
         return dict(train_loss=None, val_loss=None, final_eval_chars=0, bigram_floor=floor)
     which = "full splits" if chars is None else f"first {chars:,} characters of each split"
     say(f"measuring the loss on the {which} ...")
-    losses = {name: full_loss(model, d if chars is None else d[: max(chars, block) + 1], block, ctx.device,
-                              ctx.autocast) for name, d in data.splits.items()}
+    losses = {name: full_loss(run.model, d if chars is None else d[: max(chars, block) + 1], block, run.device,
+                              run.autocast) for name, d in run.splits.items()}
     # stages 1 and 2 cannot get far below the bigram floor; 3 and 4 must
     say(f"{which}: train {losses['train']:.4f}, val {losses['val']:.4f}; bigram floor {floor:.4f} "
         f"(this model: {losses['val'] - floor:+.4f})")
     return dict(train_loss=losses["train"], val_loss=losses["val"], final_eval_chars=chars, bigram_floor=floor)
 
 
-def sample(ctx, model, tok, title):
+def sample(run, model, tok):
     """Print a sample from model as it is drawn: a stop (Ctrl-C, SIGTERM) keeps what was printed."""
-    args = ctx.args
+    args = run.args
     ids = tok.encode(args.prompt) if args.prompt else [tok.stoi.get("\n", 0)]  # a newline starts every speech
-    say(f"---- {title} (seed {ctx.seed}: --seed {ctx.seed} draws it again) ----")
+    say(f"---- sample (seed {run.seed}: --seed {run.seed} draws it again) ----")
     say(args.prompt or "", end="")
     model.eval()
-    tokens = sampling.stream(model, torch.tensor([ids], device=ctx.device), args.max_new_tokens, args.temperature,
-                             args.top_k, torch.Generator().manual_seed(ctx.seed), ctx.cfg["block_size"],
-                             ctx.cfg.get("long_sample", "crop"))
-    for token in tokens:
+    for token in sampling.stream(model, torch.tensor([ids], device=run.device), args.max_new_tokens,
+                                 args.temperature, args.top_k, torch.Generator().manual_seed(run.seed),
+                                 run.cfg["block_size"], run.cfg.get("long_sample", "crop")):
         say(tok.decode(token[0].tolist()), end="")
     say()
 
 
-def sample_only(ctx):
-    run = load_run(ctx.args.out, ctx.stage)
-    check_prompt(run.tok, ctx.args.prompt)
-    ctx.cfg, model = settle(ctx.table, None, False, run.cfg, ctx.args), run.model.to(ctx.device)
-    say(f"{ctx.stage}: the model of step {run.step} (val estimate {run.val:.4f}) from {run.path}", file=sys.stderr)
-    if run.busy:
-        say(f"note: a run is still training in {ctx.args.out} (process {run.busy}); this is its best model so far",
+def sample_only(run):
+    kept = load_run(run.args.out, run.stage)
+    check_prompt(kept.tok, run.args.prompt)
+    run.cfg = settle(run.table, None, False, kept.cfg, run.args)  # a flag may not contradict its shapes
+    say(f"{run.stage}: the model of step {kept.step} (val estimate {kept.val:.4f}) in {kept.path}", file=sys.stderr)
+    if kept.busy:
+        say(f"note: a run is still training in {run.args.out} (process {kept.busy}); this is its best model so far",
             file=sys.stderr)
-    sample(ctx, model, run.tok, "sample")
+    sample(run, kept.model.to(run.device), kept.tok)
     return 0

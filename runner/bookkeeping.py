@@ -1,26 +1,29 @@
-"""Everything the training loop (runner/loop.py) needs besides the lesson, behind the calls it makes:
+"""One run: its settings, its state, and the bookkeeping the training loop (runner/loop.py) calls for.
 
     run.steps()     the step numbers to train, from 0 or a checkpoint's step, until max_iters, --stop-at,
                     a stop request (Ctrl-C, SIGTERM, SIGHUP: the step in progress finishes first) or
                     --patience; under torchrun every rank stops at the same step
-    run.evaluate()  estimate train/val loss, print it, keep the weights when val is the best so far
-                    (best.pt), save a checkpoint (ckpt.pt); the clock does not count it
+    run.evaluate()  at an eval point or the last step: estimate train/val loss, print it, keep the weights
+                    when val is the best so far (best.pt), save a checkpoint (ckpt.pt); a run stopped
+                    between eval points only saves. The clock does not count it.
     run.log(loss)   count the step, time it, show it on the progress bar
     run.autocast(), run.device, run.batches: the number format, the chip, the batches' random generator
 
-A run's state, and so a checkpoint, is the model, the optimizer, the random generators and a Progress.
+A checkpoint is the model, the optimizer, the random generators and a Progress.
 """
 
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 
 import torch
 
 from . import distributed
-from .console import ProgressBar, StopRequest, say
 from .config import UserError
+from .console import ProgressBar, StopRequest, say
+from .device import autocast
 from .files import BEST, CHECKPOINT, TOKENIZER, save_torch, write
 from .loop import estimate_loss
 
@@ -39,18 +42,31 @@ class Progress:
 
 
 class Run:
-    def __init__(self, ctx, model, optimizer, data, progress, batches):
-        self.ctx, self.cfg, self.model, self.optimizer, self.data = ctx, ctx.cfg, model, optimizer, data
-        self.p, self.batches, self.device, self.autocast = progress, batches, ctx.device, ctx.autocast
-        self.end = min(self.cfg["max_iters"], ctx.args.stop_at or self.cfg["max_iters"])
-        self.sync_every = CUDA_SYNC_EVERY if self.device.type == "cuda" else 1
-        self.pending, self.early, self.stop = [], False, None
-        self.bar = ProgressBar(ctx.stage, self.cfg["max_iters"], progress.step, enabled=distributed.MAIN)
+    """Filled in three steps by runner/__init__.py: settings (configure), the text (load_data: tok, train,
+    val, sha256), then the model, optimizer and batch generator (build)."""
+
+    def __init__(self, stage, args, table, cfg, device, dtype, seed, ckpt=None):
+        self.stage, self.args, self.table, self.cfg, self.ckpt = stage, args, table, cfg, ckpt
+        self.device, self.dtype, self.seed, self.autocast = device, dtype, seed, autocast(device, dtype)
+        self.p, self.pending, self.early, self.stop = Progress(), [], False, StopRequest()
+
+    def path(self, name):
+        return os.path.join(self.args.out, name)
+
+    @property
+    def splits(self):
+        return {"train": self.train, "val": self.val}
+
+    def finished(self):
+        return self.p.step >= self.cfg["max_iters"] or self.early
 
     def steps(self):
+        end = min(self.cfg["max_iters"], self.args.stop_at or self.cfg["max_iters"])
+        self.sync_every = CUDA_SYNC_EVERY if self.device.type == "cuda" else 1
+        self.bar = ProgressBar(self.stage, self.cfg["max_iters"], self.p.step, enabled=distributed.MAIN)
         with StopRequest() as self.stop:
             self.t0 = time.perf_counter()
-            while self.p.step < self.end and not self.early:
+            while self.p.step < end and not self.early:
                 if self.p.step % self.sync_every == 0 and distributed.any_rank(self.stop.requested, self.device):
                     break
                 yield self.p.step
@@ -74,72 +90,66 @@ class Run:
         self.p.train_seconds += now - self.t0
         self.t0 = now
 
-    def finished(self):
-        return self.p.step >= self.cfg["max_iters"] or self.early
-
     def evaluate(self):
-        """At eval points and at the end: estimate, keep the best, save; a stopped run only saves."""
-        p = self.p  # due: an eval point, or the last step (a run stopped early by a signal or --patience only saves)
-        due = p.step >= self.cfg["max_iters"] or p.step % self.cfg["eval_interval"] == 0
-        if self.p.history and self.p.history[-1]["iter"] == p.step:
+        p = self.p
+        if p.history and p.history[-1]["iter"] == p.step:
             return  # evaluated at this step already (a run resumed where it was saved)
         self.read_back()
+        due = p.step >= self.cfg["max_iters"] or p.step % self.cfg["eval_interval"] == 0
         rngs = distributed.gather(rng_state(self.batches))  # every rank's generators, for --resume
         if due and distributed.MAIN:
-            losses = estimate_loss(self.model, self.data.splits, self.cfg, self.device, self.autocast,
-                                   self.ctx.seed + 1)
+            losses = estimate_loss(self.model, self.splits, self.cfg, self.device, self.autocast, self.seed + 1)
             evaluation = {"iter": p.step, "seconds": p.train_seconds, **losses}
-            improved = p.best is None or evaluation["val"] < p.best["val"]
             p.history.append(evaluation)
+            improved = p.best is None or evaluation["val"] < p.best["val"]
             if improved:
                 p.best = evaluation
-                save_torch(self.ctx.path(BEST), {**self.weights(), **evaluation})
+                save_torch(self.path(BEST), {**self.weights(), **evaluation})
             self.save(rngs)
             # printed after the saves: once this line shows, the checkpoint of this step is on disk
             self.bar.write(f"step {p.step}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}"
                            + ("" if improved else f" (best {p.best['val']:.4f} at step {p.best['iter']})"))
-            patience = self.ctx.args.patience
-            self.early = bool(patience) and sum(h["iter"] > p.best["iter"] for h in p.history) >= patience
-            if self.early and p.step < self.cfg["max_iters"]:
-                say(f"val has not improved for {patience} evaluations (best {p.best['val']:.4f} at step "
-                    f"{p.best['iter']}): stopping early (--patience {patience})")
+            self.check_patience()
         elif distributed.MAIN:
             self.save(rngs)  # stopped between eval points: a checkpoint to --resume from
         if due and distributed.WORLD > 1:  # every rank keeps the same history, and stops together
-            history, p.best, self.early = distributed.from_main((p.history, p.best, self.early))
-            p.history[:] = history
+            p.history[:], p.best, self.early = distributed.from_main((p.history, p.best, self.early))
         self.t0 = time.perf_counter()  # the clock counts training, not this
         self.bar.unpause()
 
+    def check_patience(self):
+        patience, p = self.args.patience, self.p
+        self.early = bool(patience) and sum(h["iter"] > p.best["iter"] for h in p.history) >= patience
+        if self.early and p.step < self.cfg["max_iters"]:
+            say(f"val has not improved for {patience} evaluations (best {p.best['val']:.4f} at step "
+                f"{p.best['iter']}): stopping early (--patience {patience})")
+
     def weights(self):
-        ctx = self.ctx
-        return {"stage": ctx.stage, "model": self.model.state_dict(), "config": self.cfg,
-                "tokenizer": self.data.tok.to_dict(), "text_sha256": self.data.sha256}
+        return {"stage": self.stage, "model": self.model.state_dict(), "config": self.cfg,
+                "tokenizer": self.tok.to_dict(), "text_sha256": self.sha256}
 
     def save(self, rngs):
-        save_torch(self.ctx.path(CHECKPOINT), {**self.weights(), "optimizer": self.optimizer.state_dict(),
-                                               "world_size": distributed.WORLD, "rng": rngs, **asdict(self.p)})
-        write(self.ctx.path(TOKENIZER), json.dumps(self.data.tok.to_dict(), ensure_ascii=False))
+        save_torch(self.path(CHECKPOINT), {**self.weights(), "optimizer": self.optimizer.state_dict(),
+                                           "world_size": distributed.WORLD, "rng": rngs, **asdict(self.p)})
+        write(self.path(TOKENIZER), json.dumps(self.tok.to_dict(), ensure_ascii=False))
 
     def restore(self, ckpt, path):
         """Continue where ckpt left off; a checkpoint whose state does not fit is one line, not a traceback."""
         missing = [k for k in ("optimizer", "rng", *asdict(Progress())) if k not in ckpt]
-        if missing:
-            raise UserError(f"{path} is malformed: its {missing[0]} is missing; delete it, or train again with --overwrite")
+        why = f"its {missing[0]} is missing" if missing else None
         try:
             self.optimizer.load_state_dict(ckpt["optimizer"])
-            states = ckpt["rng"] if isinstance(ckpt["rng"], list) else [ckpt["rng"]]  # one per rank that saved it
+            states = ckpt["rng"] if isinstance(ckpt["rng"], list) else [ckpt["rng"]]  # one per rank that saved
             restore_rng(states[min(distributed.RANK, len(states) - 1)], self.batches)
             self.p = Progress(**{k: ckpt[k] for k in asdict(Progress())})
-            why = progress_problem(self.p, self.cfg)
+            why = why or progress_problem(self.p, self.cfg)
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
-            why = f"its optimizer or random-number state does not fit ({type(e).__name__})"
+            why = why or f"its optimizer or random-number state does not fit ({type(e).__name__})"
         if why:
             raise UserError(f"{path} is malformed: {why}; delete it, or train again with --overwrite")
         if len(states) != distributed.WORLD and distributed.MAIN:
             say(f"note: the checkpoint was written by {len(states)} process(es), this run has {distributed.WORLD}: "
                 f"training goes on, but its batches differ from an uninterrupted run")
-        self.bar = ProgressBar(self.ctx.stage, self.cfg["max_iters"], self.p.step, enabled=distributed.MAIN)
 
 
 def progress_problem(p, cfg):
@@ -148,8 +158,8 @@ def progress_problem(p, cfg):
         return f"its step {p.step!r} is outside 0..max_iters ({cfg['max_iters']})"
     if not isinstance(p.step_losses, list) or len(p.step_losses) != p.step:
         return f"it does not hold one training loss for each of its {p.step} steps"
-    points = p.history + ([] if p.best is None else [p.best])
-    if not isinstance(p.history, list) or not all(
+    points = p.history + [p.best] if isinstance(p.history, list) and p.best is not None else p.history
+    if not isinstance(points, list) or not all(
             isinstance(h, dict) and isinstance(h.get("iter"), int) and 0 <= h["iter"] <= p.step
             and all(isinstance(h.get(k), (int, float)) and math.isfinite(h[k]) for k in ("train", "val", "seconds"))
             for h in points):

@@ -38,19 +38,17 @@ def describe(entry):
     """The range of a table entry as --help shows it: "1 to 65,536", "[0, 0.9]" or "halve, crop"."""
     if len(entry) == 3:
         return ", ".join(entry[1])
-    default, lowest, highest = entry[:3]
-    return f"{lowest:,} to {highest:,}" if isinstance(default, int) else f"[{lowest:g}, {highest:g}]"
+    return f"{entry[1]:,} to {entry[2]:,}" if isinstance(entry[0], int) else f"[{entry[1]:g}, {entry[2]:g}]"
 
 
 def problem(value, entry):
     """Why value does not fit the table entry, or None when it does."""
     if len(entry) == 3:
         return None if value in entry[1] else f"must be one of {describe(entry)}, got {value!r}"
-    default, lowest, highest = entry[:3]
-    whole = isinstance(default, int)
+    whole = isinstance(entry[0], int)
     if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
         return f"must be {'a whole number' if whole else 'a number'}, got {value!r}"
-    if not lowest <= value <= highest:  # a NaN fails this too
+    if not entry[1] <= value <= entry[2]:  # a NaN fails this too
         return f"must be in {describe(entry)}, got {value}"
     return None
 
@@ -66,32 +64,28 @@ def config_problem(cfg, table):
         if why:
             return f"{name} {why}"
     if "n_head" in cfg and cfg["n_embd"] % cfg["n_head"]:
-        return (f"n_embd ({cfg['n_embd']}) must be divisible by n_head ({cfg['n_head']}): "
-                f"each head gets n_embd / n_head channels")
+        return f"n_embd ({cfg['n_embd']}) must be divisible by n_head ({cfg['n_head']}): each head gets n_embd / n_head"
     return None
 
 
 def flag_type(entry):
     """An argparse type for a numeric entry: parses the text and checks the range."""
-    kind = type(entry[0])
 
     def parse(text):
         try:
-            value = kind(text)
+            value = type(entry[0])(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(problem(text, entry)) from None
+            value = text  # not a number: problem() says so
         why = problem(value, entry)
         if why:
             raise argparse.ArgumentTypeError(why)
         return value
 
-    parse.__name__ = kind.__name__  # argparse names the type in some messages
     return parse
 
 
-# the run's own flags' ranges, written as table entries so they are checked and shown the same way
-POSITIVE = (1, 1, 10**9, "")
-NONNEGATIVE = (0, 0, 10**9, "")
+# the run's own numeric flags, written as table entries so they are checked and shown the same way
+POSITIVE, NONNEGATIVE = (1, 1, 10**9, ""), (0, 0, 10**9, "")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -114,18 +108,15 @@ def build_parser(stage, doc, table, gpu_table=None):
             g.add_argument("--" + name.replace("_", "-"), dest=name, type=flag_type(entry),
                            metavar="N" if isinstance(entry[0], int) else "X", help=help_text)
     r = p.add_argument_group("run")
-    r.add_argument("--seed", type=int, help="seed for weights, batches and sampling (default: 1337 when "
-                   "training; a fresh one for --sample-only, printed so you can repeat it)")
+    r.add_argument("--seed", type=int, help="seed of weights, batches and sampling (default: 1337; a new one for "
+                   "--sample-only)")
     r.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto",
                    help="auto picks cuda, then mps, then cpu (default: auto)")
     r.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
-                   help="number format of the matmuls; auto = bfloat16 where the chip does it natively "
-                        "(recent CUDA GPUs, CPUs with AVX512-BF16 or AMX), else float32")
+                   help="number format of the matmuls; auto: bfloat16 where the chip has it natively, else float32")
     r.add_argument("--compile", action="store_true", help="torch.compile the model (slow start, maybe faster steps)")
-    r.add_argument("--data", metavar="PATH", help="a UTF-8 text file (at most 64 MiB) to train on instead of "
-                   "Tiny Shakespeare (also: environment variable GPT_DATA)")
-    r.add_argument("--out", metavar="DIR", help=f"where checkpoints and metrics go (default: out/{stage} beside "
-                   f"the scripts)")
+    r.add_argument("--data", metavar="PATH", help="a UTF-8 text (at most 64 MiB) to train on instead (or: GPT_DATA)")
+    r.add_argument("--out", metavar="DIR", help=f"where the run's files go (default: out/{stage} beside the scripts)")
     r.add_argument("--resume", action="store_true", help="continue training from the last checkpoint in --out")
     r.add_argument("--overwrite", action="store_true", help="replace a run already in --out (without it, refused)")
     r.add_argument("--allow-new-text", action="store_true",
@@ -135,8 +126,7 @@ def build_parser(stage, doc, table, gpu_table=None):
     r.add_argument("--patience", type=flag_type(POSITIVE), metavar="N",
                    help="stop once N evaluations in a row have not improved the best val estimate")
     r.add_argument("--final-eval", type=flag_type(NONNEGATIVE), metavar="CHARS",
-                   help="score only the first CHARS characters of each split at the end; 0 skips it "
-                        "(default: every character, the figure the README reports)")
+                   help="at the end, score only the first CHARS characters of each split; 0 skips it (default: all)")
     s = p.add_argument_group("sampling")
     s.add_argument("--sample-only", action="store_true", help="no training: sample the best model kept in --out")
     s.add_argument("--prompt", help="text to continue (default: a single newline)")
@@ -159,8 +149,8 @@ def settle(table, gpu_table, on_gpu, stored, args):
     if stored is not None:
         for name, value in flags.items():
             if name in SHAPES and stored[name] != value:
-                raise UserError(f"the checkpoint in {args.out} has {name}={stored[name]}, so --"
-                                f"{name.replace('_', '-')} {value} cannot load it; drop the flag or use another --out")
+                raise UserError(f"the checkpoint in {args.out} has {name}={stored[name]}, so "
+                                f"--{name.replace('_', '-')} {value} cannot load it; drop the flag")
         cfg.update({name: stored[name] for name in table})
     cfg.update(flags)
     return cfg

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from data import CharTokenizer
-from data.atomic import atomic_write, atomic_write_text, process_alive, remove_stale_temps
+from data.atomic import atomic_write, process_alive, remove_stale_temps
 
 from .config import UserError, config_problem
 
@@ -31,40 +31,37 @@ CHECKPOINT, BEST, TOKENIZER, METRICS, LOCK = "ckpt.pt", "best.pt", "tokenizer.js
 
 def write(path, data):
     """Write bytes or text to path atomically; a full disk or a permission problem is one line."""
+    data = data.encode("utf-8") if isinstance(data, str) else data
     try:
-        if isinstance(data, str):
-            atomic_write_text(path, data)
-        else:
-            atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+        atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
     except OSError as e:
         raise UserError(f"cannot save {os.path.abspath(path)} ({e.strerror or e}); the previous file there is "
                         f"intact: free some space or choose another --out, then --resume") from None
 
 
 def save_torch(path, payload):
-    """torch.save into memory first: a failed write to disk then says why (disk full, file too large)."""
+    """torch.save into memory first, so a failed write to disk says why (disk full, file too large)."""
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     write(path, buffer.getvalue())
 
 
 def save_json(path, obj):
-    write(path, json.dumps(obj, indent=2) + "\n")
+    write(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
 def read_metrics(out):
     """metrics.json of the run in out, or None when that run has not finished."""
     try:
-        with open(os.path.join(out, METRICS), encoding="utf-8") as f:
-            return json.load(f)
+        return json.loads(Path(out, METRICS).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:
-        raise UserError(f"{os.path.join(out, METRICS)} is unreadable ({e}); delete it or train again") from None
+        raise UserError(f"{Path(out, METRICS)} is unreadable ({e}); delete it or train again") from None
 
 
 def load_checkpoint(path, stage, table, hint):
-    """Read a checkpoint and check the parts every use needs: its stage, weights, config and tokenizer."""
+    """Read a checkpoint and check what every use needs: its stage, weights, config and tokenizer."""
     if not os.path.isfile(path):
         raise UserError(f"no trained model at {path}; {hint}")
     try:
@@ -89,17 +86,16 @@ def load_weights(model, ckpt, path):
     try:
         model.load_state_dict(ckpt["model"])
     except (RuntimeError, KeyError, TypeError):
-        raise UserError(f"{path} does not fit this model (other sizes or another vocabulary); use another "
-                        f"--out or train again") from None
+        raise UserError(f"{path} does not fit this model (other sizes or vocabulary); use another --out") from None
 
 
 class OutLock:
     """A lock file in --out naming the process that writes there: one run per --out at a time.
 
     Created with O_EXCL, so of two runs starting together exactly one gets it; it holds the writer's pid.
-    A lock whose process has died (a crash, kill -9) is taken over. A lock that cannot be read (empty:
-    its writer died before writing its pid) is taken over once it is a minute old. Where a pid cannot be
-    checked (Windows), a lock older than a day is taken over.
+    A lock whose process has died (a crash, kill -9) is taken over; so is one with no pid in it (its
+    writer died before writing one) once it is a minute old, and, where a pid cannot be checked
+    (Windows), one older than a day.
     """
 
     def __init__(self, out):
@@ -110,55 +106,44 @@ class OutLock:
             raise UserError(f"--out {self.out} is a file, not a directory; choose a directory")
         try:
             os.makedirs(self.out, exist_ok=True)
-            for _ in range(3):
-                try:
-                    fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                except FileExistsError:
-                    self.refuse_unless_stale()
-                    continue
-                try:
-                    with os.fdopen(fd, "w") as f:
-                        f.write(str(os.getpid()))
-                except OSError:
-                    os.unlink(self.path)  # a lock without a pid must not block the next run
-                    raise
-                remove_stale_temps(self.out)  # the temporary files of killed saves (ours only, by name)
-                return self
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                self.refuse_unless_stale()  # and remove it when its run is gone
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                with os.fdopen(fd, "w") as f:
+                    f.write(str(os.getpid()))
+            except OSError:
+                os.unlink(self.path)  # a lock without a pid must not block the next run
+                raise
+        except FileExistsError:
+            raise UserError(f"another run took {self.path} at the same moment; use another --out") from None
         except OSError as e:
             raise UserError(f"cannot write to --out {self.out} ({e.strerror or e}); free some space or choose "
                             f"another directory") from None
-        raise UserError(f"another run keeps taking {self.path}; use another --out")
+        remove_stale_temps(self.out)  # the temporary files of killed saves (ours only, by name)
+        return self
 
     def refuse_unless_stale(self):
         try:
-            with open(self.path) as f:
-                pid = f.read().strip()
-            age = time.time() - os.path.getmtime(self.path)
+            pid, age = Path(self.path).read_text().strip(), time.time() - os.path.getmtime(self.path)
         except FileNotFoundError:
-            return  # its owner just finished
-        alive = process_alive(pid) if pid else None
-        if alive is None:
-            alive = age < (24 * 3600 if pid else 60)
-        if alive and pid != str(os.getpid()):
-            raise UserError(f"{self.out} is in use by process {pid or '(unknown)'} (lock file {self.path}); wait "
-                            f"for it to finish or use another --out; if no run is using it, delete the lock file")
-        try:
-            os.unlink(self.path)  # stale: its process is gone
-        except FileNotFoundError:
-            pass
+            return  # its run just finished
+        alive = False if pid == str(os.getpid()) else process_alive(pid) if pid else None
+        if (age < (24 * 3600 if pid else 60)) if alive is None else alive:
+            raise UserError(f"{self.out} is in use by process {pid or '(unknown)'} (lock file {self.path}); wait for "
+                            f"it to finish or use another --out; if no run is using it, delete the lock file")
+        Path(self.path).unlink(missing_ok=True)  # stale: its process is gone
 
     def __exit__(self, *exc):
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
+        Path(self.path).unlink(missing_ok=True)
 
 
 def lock_holder(out):
     """The pid of a live run writing in out, or None."""
     try:
-        with open(os.path.join(out, LOCK)) as f:
-            pid = f.read().strip()
+        pid = Path(out, LOCK).read_text().strip()
     except OSError:
         return None
     return pid if pid and pid != str(os.getpid()) and process_alive(pid) else None

@@ -1,16 +1,11 @@
-"""The benchmark runs end to end, and the arithmetic it reports (FLOPs, time to a loss) is right.
+"""The benchmark reads loss curves and peers' logs right, runs the lecture's code as written, measures our
+side alone when a peer is missing, and bench.table tabulates runs without PyTorch.
 
-The end-to-end tests run `python bench/run.py --quick` as a subprocess, the way a user runs it, at toy
-sizes: they prove that every section runs and reports positive numbers, not how fast anything is (speed is
-what the benchmark itself measures, on a quiet machine). They need the real Tiny Shakespeare text, found
-through conftest.py's shakespeare_path, and are skipped with a note when it is not at hand.
-
-The gpu section needs a CUDA GPU, which a test machine rarely has. Its code is tested here on the CPU: its
-arithmetic is fed made-up metrics, and the quick run runs the whole section on the CPU through the hidden
---gpu-device cpu, the same jobs and the same gpt.py run with --device cpu instead of cuda.
+Sections run here at tiny sizes, in child processes as in a real benchmark: they prove that the numbers
+come out and the targets are graded, not how fast anything is (that is the benchmark's job, on a quiet
+machine). The lecture's code is stood in for by a tiny script of the same shape, written by the tests.
 """
 
-import io
 import json
 import os
 import subprocess
@@ -20,20 +15,14 @@ from pathlib import Path
 import pytest
 import torch
 
-import bench.run
 import bench.table
-from helpers import copy_heads_into_batched
-import gpt
 import runner
-from bench.run import (CPU_SECTIONS, GPU_RUN, LECTURE, SECTIONS, WALL_FILE, PerHeadAttention, build_parser,
-                       gpt_flops_per_token, gpu_figures, gpu_markdown, job_matmul, job_train, loss_at_time,
-                       no_cuda_problem, non_embedding_params, per_head_model, read_walls, scored_on,
-                       sdpa_backend_name, steady_step_seconds, time_to_loss, train_flops_per_token, window_nll)
-from bench.table import COLUMNS, stage_row
-from data.shakespeare import ENV_VAR
-from runner.cli import STAGES
+from bench import peers
+from bench.run import (TARGETS, Bench, best_within, build_parser, main, steady_tokens_per_second,
+                       time_to_loss)
 
 ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(batch_size=4, block_size=8, n_layer=1, n_head=2, n_embd=16, dropout=0.0)
 
 # a loss curve as metrics.json stores it: eval points at cumulative training seconds
 HISTORY = [
@@ -43,465 +32,284 @@ HISTORY = [
     {"iter": 150, "seconds": 30.0, "train": 1.5, "val": 1.6},
 ]
 
+# the lecture's gpt.py in miniature: hyperparameter lines, input.txt, get_batch, the model, then training
+FAKE_LECTURE = """\
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+# hyperparameters
+batch_size = 4 # how many independent sequences will we process in parallel?
+block_size = 8 # what is the maximum context length for predictions?
+max_iters = 100
+learning_rate = 1e-2
+device = 'cuda' if torch.cuda.is_available() else 'cpu'
+n_embd = 16
+n_head = 2
+n_layer = 1
+dropout = 0.0
+# ------------
+
+torch.manual_seed(1337)
+with open('input.txt', 'r', encoding='utf-8') as f:
+    text = f.read()
+chars = sorted(list(set(text)))
+vocab_size = len(chars)
+stoi = { ch:i for i,ch in enumerate(chars) }
+data = torch.tensor([stoi[c] for c in text], dtype=torch.long)
+n = int(0.9*len(data))
+train_data = data[:n]
+val_data = data[n:]
+
+def get_batch(split):
+    data = train_data if split == 'train' else val_data
+    ix = torch.randint(len(data) - block_size, (batch_size,))
+    x = torch.stack([data[i:i+block_size] for i in ix])
+    y = torch.stack([data[i+1:i+block_size+1] for i in ix])
+    x, y = x.to(device), y.to(device)
+    return x, y
+
+class BigramLanguageModel(nn.Module):
+
+    def __init__(self):
+        super().__init__()
+        self.token_embedding_table = nn.Embedding(vocab_size, vocab_size)
+
+    def forward(self, idx, targets=None):
+        logits = self.token_embedding_table(idx) # (B,T,C)
+        loss = None if targets is None else F.cross_entropy(logits.view(-1, vocab_size), targets.view(-1))
+        return logits, loss
+
+    def generate(self, idx, max_new_tokens):
+        for _ in range(max_new_tokens):
+            logits, loss = self(idx[:, -block_size:])
+            probs = F.softmax(logits[:, -1, :], dim=-1) # (B, C)
+            idx = torch.cat((idx, torch.multinomial(probs, num_samples=1)), dim=1) # (B, T+1)
+        return idx
+
+model = BigramLanguageModel()
+raise SystemExit("the benchmark ran the lecture's training loop; it must stop before it")
+"""
+
+# nanoGPT's train.py output, as its CPU recipe prints it (trimmed), with --eval_interval=3
+NANOGPT_LOG = """\
+$ python train.py config/train_shakespeare_char.py --device=cpu --eval_interval=3
+tokens per iteration will be: 768
+found vocab_size = 65 (inside data/shakespeare_char/meta.pkl)
+Initializing a new model from scratch
+number of parameters: 0.80M
+/tmp/nanoGPT/train.py:196: FutureWarning: `torch.cuda.amp.GradScaler(args...)` is deprecated.
+using fused AdamW: False
+step 0: train loss 4.1744, val loss 4.1714
+iter 0: loss 4.1863, time 900.00ms, mfu -100.00%
+iter 1: loss 3.9000, time 100.00ms, mfu -100.00%
+iter 2: loss 3.7000, time 100.00ms, mfu -100.00%
+step 3: train loss 3.5000, val loss 3.5100
+saving checkpoint to out-shakespeare-char
+iter 3: loss 3.4000, time 700.00ms, mfu -100.00%
+iter 4: loss 3.3000, time 150.00ms, mfu 0.01%
+iter 5: loss 3.2000, time 150.00ms, mfu 0.01%
+step 6: train loss 3.1000, val loss 3.2000
+iter 6: loss 3.0000, time 650.00ms, mfu 0.01%
+"""
+
+
+def metrics(stage, **extra):
+    return dict(stage=stage, params=1234, val_loss=2.5, kept={"iter": 100}, iters=200, bigram_floor=2.45,
+                train_seconds=12.0, tokens_per_second=3000.0, device="cpu", dtype="float32", **extra)
+
+
+@pytest.fixture
+def fake_peers(tmp_path):
+    """A --peers directory holding the fake lecture script as ng-video-lecture/gpt.py."""
+    (tmp_path / "peers" / "ng-video-lecture").mkdir(parents=True)
+    (tmp_path / "peers" / "ng-video-lecture" / "gpt.py").write_text(FAKE_LECTURE, encoding="utf-8")
+    return tmp_path / "peers"
+
+
+def bench_args(tmp_path, text_path, peers_dir):
+    return build_parser().parse_args(["--peers", str(peers_dir), "--data", str(text_path), "--results-dir",
+                                      str(tmp_path / "results"), "--steps", "2", "--repeats", "1"])
+
 
 # ----------------------------------------------------------------------------------------------------
-# time to a loss
+# reading a loss curve
 
 
 def test_time_to_loss_interpolates_linearly_between_the_eval_points_either_side():
-    # val falls from 2.4 at 10 s to 2.0 at 20 s, so it passes 2.2 halfway, at 15 s
-    assert time_to_loss(HISTORY, 2.2) == pytest.approx(15.0)
-    # from 2.0 at 20 s to 1.6 at 30 s: 1.9 is a quarter of the way
-    assert time_to_loss(HISTORY, 1.9) == pytest.approx(22.5)
+    assert time_to_loss(HISTORY, 2.2) == pytest.approx(15.0)  # halfway from 2.4 at 10 s to 2.0 at 20 s
+    assert time_to_loss(HISTORY, 1.9) == pytest.approx(22.5)  # a quarter of the way from 2.0 to 1.6
+    assert time_to_loss(HISTORY, 2.0) == pytest.approx(20.0)  # exactly at an eval point
 
 
-def test_time_to_loss_is_the_eval_time_of_a_point_exactly_at_the_target():
-    assert time_to_loss(HISTORY, 2.0) == pytest.approx(20.0)
-
-
-def test_time_to_loss_is_zero_when_the_first_eval_already_meets_the_target():
+def test_time_to_loss_is_zero_at_once_and_none_when_never_reached():
     assert time_to_loss(HISTORY, 5.0) == 0.0
-
-
-def test_time_to_loss_is_none_when_the_target_is_never_reached():
     assert time_to_loss(HISTORY, 1.5) is None
     assert time_to_loss([], 2.0) is None
 
 
-def test_time_to_loss_reports_the_first_crossing_when_the_loss_goes_back_up():
-    bumpy = [{"seconds": 0.0, "val": 3.0}, {"seconds": 10.0, "val": 1.9}, {"seconds": 20.0, "val": 2.1},
-             {"seconds": 30.0, "val": 1.8}]
-    # 3.0 -> 1.9 crosses 2.0 at (3.0 - 2.0) / (3.0 - 1.9) of the way from 0 s to 10 s
-    assert time_to_loss(bumpy, 2.0) == pytest.approx(10 / 1.1)
+def test_best_within_takes_the_lowest_val_up_to_that_time_interpolating_at_its_end():
+    assert best_within(HISTORY, 25.0) == pytest.approx(1.8)  # between 2.0 at 20 s and 1.6 at 30 s
+    assert best_within(HISTORY, 20.0) == pytest.approx(2.0)
+    assert best_within(HISTORY, 100.0) == pytest.approx(1.6)  # past the run's end: its best
+    assert best_within([], 10.0) is None
 
 
-def test_loss_at_time_interpolates_and_is_none_past_the_end_of_the_run():
-    assert loss_at_time(HISTORY, 25.0) == pytest.approx(1.8)
-    assert loss_at_time(HISTORY, 0.0) == pytest.approx(4.2)
-    assert loss_at_time(HISTORY, 30.0) == pytest.approx(1.6)
-    assert loss_at_time(HISTORY, 30.1) is None
+def test_steady_tokens_per_second_leaves_out_the_first_interval():
+    m = dict(batch_size=4, block_size=10, history=HISTORY)
+    assert steady_tokens_per_second(m) == pytest.approx(4 * 10 * 100 / 20.0)  # steps 50..150 in 10..30 s
+    assert steady_tokens_per_second(dict(m, history=HISTORY[:2])) is None
 
 
-# ----------------------------------------------------------------------------------------------------
-# FLOPs, and a fair comparison
+def test_nanogpt_history_sums_step_times_but_leaves_out_the_steps_that_evaluated():
+    history = peers.nanogpt_history(NANOGPT_LOG)
+    assert [(h["iter"], h["val"]) for h in history] == [(0, 4.1714), (3, 3.51), (6, 3.2)]
+    assert history[1]["train"] == 3.5
+    # before step 3: iters 1 and 2 (iter 0 evaluated); before step 6: those and iters 4, 5 (iter 3 evaluated)
+    assert [h["seconds"] for h in history] == pytest.approx([0.0, 0.2, 0.5])
 
 
-def test_train_flops_per_token_is_six_n_plus_twelve_layers_width_context():
-    # 6 * 1000 + 12 * 2 * 4 * 8 = 6000 + 768
-    assert train_flops_per_token(1000, n_layer=2, n_embd=4, block_size=8) == 6768
-
-
-def test_non_embedding_params_of_a_tiny_gpt_match_a_count_by_hand():
-    cfg = dict(n_embd=4, n_head=2, n_layer=1, block_size=5, dropout=0.0)
-    model = gpt.build_model(cfg, vocab_size=3)
-    # block: ln1 2*4, qkv 4*12, proj 4*4 + 4, ln2 2*4, ffwd 4*16 + 16 and 16*4 + 4 = 232
-    # then ln_f 2*4 and lm_head 4*3 + 3: the lm_head is a matmul, so it counts
-    assert non_embedding_params(model) == 232 + 8 + 15
-    # the two tables left out are the lookups: tokens 3*4, positions 5*4
-    assert runner.count_params(model) == 232 + 8 + 15 + 3 * 4 + 5 * 4
-
-
-def test_per_head_model_has_exactly_the_parameters_of_gpt_so_their_flops_are_equal():
-    cfg = dict(n_embd=12, n_head=3, n_layer=2, block_size=6, dropout=0.0)
-    ours, theirs = per_head_model(cfg, 7), gpt.build_model(cfg, 7)
-    assert non_embedding_params(ours) == non_embedding_params(theirs)
-    assert all(isinstance(block.sa, PerHeadAttention) for block in ours.blocks)
-
-
-def test_per_head_attention_computes_what_gpt_attention_computes():
-    # the benchmark compares two ways of doing the same math; copying weights proves it is the same math
-    torch.manual_seed(0)
-    n_embd, n_head, block_size = 12, 3, 8
-    batched = gpt.MultiHeadAttention(n_embd=n_embd, n_head=n_head, dropout=0.0).eval()
-    per_head = PerHeadAttention(n_embd, n_head, block_size, dropout=0.0).eval()
-    copy_heads_into_batched(per_head.heads.heads, batched.qkv)
-    per_head.proj.load_state_dict(batched.proj.state_dict())
-    x = torch.randn(2, block_size, n_embd)  # (B, T, C)
-    torch.testing.assert_close(per_head(x), batched(x))
-
-
-def test_window_nll_predicts_each_character_from_exactly_the_block_before_it():
-    torch.manual_seed(0)
-    cfg = dict(gpt.HYPERPARAMETERS, n_embd=16, n_head=2, n_layer=1, block_size=5)
-    model = gpt.build_model(cfg, 7).eval()
-    ids = torch.randint(7, (23,)).tolist()
-    by_hand = []
-    for i in range(1, len(ids)):
-        context = torch.tensor([ids[max(0, i - 5) : i]])  # the (at most) 5 characters before character i
-        logits, _ = model(context)
-        by_hand.append(torch.nn.functional.cross_entropy(logits[0, -1:], torch.tensor([ids[i]])).item())
-    with torch.no_grad():
-        assert window_nll(model, ids, 5, rows=4) == pytest.approx(sum(by_hand) / len(by_hand), rel=1e-5)
+def test_nanogpt_cpu_flags_are_its_readme_recipe():
+    readme = ("python train.py config/train_shakespeare_char.py --device=cpu --compile=False --eval_iters=20 "
+              "--log_interval=1 --block_size=64 --batch_size=12 --n_layer=4 --n_head=4 --n_embd=128 "
+              "--max_iters=2000 --lr_decay_iters=2000 --dropout=0.0")
+    assert " ".join(peers.NANOGPT_CPU_FLAGS) == readme.split(".py ", 2)[2]
 
 
 # ----------------------------------------------------------------------------------------------------
-# the jobs train and time through the runner's own functions
+# the lecture's code, run as written
 
 
-def test_job_train_trains_through_runner_make_optimizer_and_train_step(small_text_path, monkeypatch):
-    calls = {"make_optimizer": 0, "train_step": 0}
-
-    def counted(name):
-        real = getattr(runner, name)
-
-        def wrapper(*args, **kwargs):
-            calls[name] += 1
-            return real(*args, **kwargs)
-        return wrapper
-
-    for name in calls:
-        monkeypatch.setattr(runner, name, counted(name))
-    cfg = dict(LECTURE, batch_size=2, block_size=8, n_embd=16, n_head=2, n_layer=1)
-    spec = dict(cfg=cfg, dtype="float32", data=str(small_text_path), seed=0, attention="batched", warmup=1, steps=2)
-    r = job_train(spec)
-    assert calls == {"make_optimizer": 1, "train_step": 3}  # one optimizer, every step (warm-up included)
-    assert len(r["step_seconds"]) == 2 and len(r["warmup_seconds"]) == 1
-    assert r["tokens_per_second"] > 0 and r["sdpa_backend"]
+def test_lecture_harness_runs_the_script_up_to_its_model_line_and_times_its_loop(fake_peers, small_text, tmp_path,
+                                                                                  monkeypatch):
+    (tmp_path / "input.txt").write_text(small_text, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # the harness moves to its workdir; this puts the test's back afterwards
+    # had the fake's last line run (the start of its training loop), SystemExit would fail this test
+    r = peers.lecture_train(fake_peers / "ng-video-lecture" / "gpt.py", tmp_path, warmup=1, steps=2)
+    assert r["config"] == TINY
+    assert r["tokens_per_second"] > 0 and r["peak_rss_mib"] > 0
 
 
-def test_sdpa_backend_name_asks_with_gpt_dropout_which_on_a_cpu_rules_out_flash_attention():
-    # gpt.py passes dropout_p=dropout while training; on a CPU the flash kernel has no dropout
-    cfg = dict(LECTURE)  # block 256: runner.attention_kernel leaves the choice to PyTorch
-    assert sdpa_backend_name(dict(cfg, dropout=0.2), torch.float32) == "math"
-    assert sdpa_backend_name(dict(cfg, dropout=0.0), torch.float32) == "flash_attention"
-    # blocks of 128 or fewer: runner.attention_kernel asks for the math kernel, and the name says so
-    assert sdpa_backend_name(dict(cfg, dropout=0.0, block_size=128), torch.float32) == "math"
+def test_lecture_sample_calls_the_lectures_own_generate(fake_peers, small_text, tmp_path, monkeypatch):
+    (tmp_path / "input.txt").write_text(small_text, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    r = peers.lecture_sample(fake_peers / "ng-video-lecture" / "gpt.py", tmp_path, chars=50)
+    assert r["chars"] == 50 and r["chars_per_second"] > 0
 
 
-def test_job_matmul_times_repeats_of_several_matmuls_and_names_the_chip():
-    r = job_matmul(dict(size=32, dtype="bfloat16", repeats=3, inner=4, warmup=1, seed=0, device="cpu"))
-    assert len(r["seconds"]) == 3 and r["inner"] == 4 and r["gflops"] > 0
-    assert r["device"] == "cpu" and r["device_name"] == runner.machine_info(torch.device("cpu"))["cpu"]
+def test_lecture_harness_refuses_a_script_without_the_model_line(tmp_path):
+    (tmp_path / "gpt.py").write_text("x = 1\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="no `model = ...\\(\\)` line"):
+        peers.lecture(tmp_path / "gpt.py", tmp_path)
 
 
 # ----------------------------------------------------------------------------------------------------
-# the gpu section's arithmetic, fed a made-up run
+# sections at tiny sizes
 
 
-def gpu_metrics(**changes):
-    """metrics.json of a made-up GPU run: 400 steps of batch 64 x block 256, an eval every 100 steps."""
-    history = [{"iter": 0, "seconds": 0.0, "train": 4.2, "val": 4.2},
-               {"iter": 100, "seconds": 1.2, "train": 1.55, "val": 1.60},
-               {"iter": 200, "seconds": 2.2, "train": 1.40, "val": 1.49},
-               {"iter": 300, "seconds": 3.2, "train": 1.30, "val": 1.46},
-               {"iter": 400, "seconds": 4.2, "train": 1.20, "val": 1.48}]
-    m = dict(stage="gpt", iters=400, train_seconds=4.2, batch_size=64, block_size=256, world_size=1,
-             tokens_per_second=400 * 64 * 256 / 4.2, history=history, kept=history[3], val_loss=1.4712,
-             train_loss=1.30, final_eval_chars=None, device="cuda", dtype="bfloat16")
-    m.update(changes)
-    return m
+def test_train_section_measures_both_sides_and_grades_the_targets(fake_peers, small_text_path, tmp_path):
+    (tmp_path / "work").mkdir()
+    with_peers = Bench(bench_args(tmp_path, small_text_path, fake_peers), tmp_path / "work", cfg=TINY)
+    text = with_peers.train()
+    r = with_peers.report["train"]
+    assert r["ours"]["tokens_per_second"] > 0 and r["ours"]["peak_rss_mib"] > 0
+    assert r["lecture"]["tokens_per_second"] > 0
+    graded = with_peers.report["targets"]
+    for what in ("train tokens/s, ours / the lecture's", "train peak RSS, ours / the lecture's"):
+        assert graded[what] > 0
+        assert what in text
+    assert [row[3] for row in with_peers.targets] != ["—", "—"]  # met: yes or no, both measured
+    metrics = json.loads((tmp_path / "results" / "train-gpt" / "metrics.json").read_text())
+    assert metrics["iters"] == 4 and metrics["config"]["n_embd"] == 16  # gpt.py ran the tiny config, 2 + 2 steps
 
 
-GPU_EVALS = [{"iter": i, "wall": 10.0 + i / 10} for i in (0, 100, 200, 300, 400)]  # launch to each eval line
+def test_a_section_whose_peer_is_missing_measures_our_side_and_says_how_to_get_the_peer(small_text_path, tmp_path,
+                                                                                         capsys):
+    (tmp_path / "work").mkdir()
+    b = Bench(bench_args(tmp_path, small_text_path, tmp_path / "no-peers"), tmp_path / "work", cfg=TINY,
+              sample_chars=50)
+    text = b.sample()
+    clone = f"git clone https://github.com/karpathy/ng-video-lecture {tmp_path / 'no-peers' / 'ng-video-lecture'}"
+    assert clone in capsys.readouterr().err
+    assert b.report["sample"]["ours"]["chars_per_second"] > 0 and b.report["sample"]["lecture"] == {}
+    assert b.targets == [["sample chars/s, ours / the lecture's", "—", "≥ 25", "—", b.cpu]]
+    assert clone in text
 
 
-def test_gpu_figures_step_time_throughput_and_fraction_of_peak():
-    fig = gpu_figures(gpu_metrics(), flops_per_token=1_000_000, peak_gflops=50_000.0, wall_seconds=60.0,
-                      evals=GPU_EVALS)
-    assert fig["ms_per_step"] == pytest.approx(10.5)  # 4.2 s / 400 steps
-    assert fig["tokens_per_second"] == pytest.approx(400 * 64 * 256 / 4.2)
-    # 1 MFLOP per token at 1.56M tokens/s is 1.56 TFLOP/s, of a 50 TFLOP/s peak
-    assert fig["fraction_of_peak"] == pytest.approx(1e6 * fig["tokens_per_second"] / 50e12)
-    # steady: from step 100 (1.2 s) to step 400 (4.2 s), 10 ms a step, leaving out the first interval
-    assert fig["steady_ms_per_step"] == pytest.approx(10.0)
-    assert fig["steady_tokens_per_second"] == pytest.approx(64 * 256 / 0.010)
-    assert fig["steady_fraction_of_peak"] == pytest.approx(1e6 * 64 * 256 / 0.010 / 50e12)
-    assert fig["launch_to_end_seconds"] == 60.0
-    assert fig["kept"]["iter"] == 300 and fig["kept_val_loss"] == 1.4712
-    assert fig["scored_on"] == "the whole val split"
+def test_every_target_row_names_its_comparison_and_direction():
+    assert TARGETS["train tokens/s, ours / the lecture's"] == (True, 2.0)
+    assert TARGETS["train peak RSS, ours / the lecture's"] == (False, 0.5)
+    assert TARGETS["sample chars/s, ours / the lecture's"] == (True, 25.0)
+    assert TARGETS["seconds to val 1.90, ours / nanoGPT's"] == (False, 0.5)
+    assert TARGETS["best val within 180 s, ours"] == (False, 1.55)
 
 
-def test_gpu_figures_time_to_each_val_loss_in_train_seconds_and_wall_seconds_from_launch():
-    fig = gpu_figures(gpu_metrics(), 1_000_000, 50_000.0, 60.0, GPU_EVALS)
-    at_150, at_147 = fig["thresholds"]
-    assert (at_150["val_loss"], at_147["val_loss"]) == (1.50, 1.47)
-    # 1.60 at 1.2 s, 1.49 at 2.2 s: 1.50 is 10/11 of the way; the eval at step 200 first showed it
-    assert at_150["train_seconds"] == pytest.approx(1.2 + 10 / 11)
-    assert at_150["step"] == 200 and at_150["wall_seconds"] == pytest.approx(30.0)
-    # 1.49 at 2.2 s, 1.46 at 3.2 s: 1.47 is two thirds of the way; shown by the eval at step 300
-    assert at_147["train_seconds"] == pytest.approx(2.2 + 2 / 3)
-    assert at_147["step"] == 300 and at_147["wall_seconds"] == pytest.approx(40.0)
+def test_the_gpu_section_reads_step_time_and_time_to_val_from_the_runs_metrics(small_text_path, tmp_path,
+                                                                              monkeypatch):
+    (tmp_path / "work").mkdir()
+    b = Bench(bench_args(tmp_path, small_text_path, tmp_path), tmp_path / "work")
+    run = metrics("gpt", history=[dict(h, val=h["val"] - 0.6) for h in HISTORY], batch_size=4, block_size=10,
+                  machine={"gpu": "NVIDIA H200"})
+    monkeypatch.setattr(Bench, "run_script", lambda self, stage, name, flags: run)  # no GPU here: its metrics
+    text = b.gpu()
+    assert "NVIDIA H200" in text
+    fig = b.report["gpu"]["figures"]
+    assert fig["ms/step"] == pytest.approx(1000 * 12.0 / 200)
+    # val 1.8 at 10 s, 1.4 at 20 s: 1.50 is three quarters of the way, 1.47 a little further
+    assert fig["train seconds to val 1.50"] == pytest.approx(17.5)
+    assert fig["train seconds to val 1.47"] == pytest.approx(18.25)
 
 
-def test_gpu_figures_without_timestamps_or_a_reached_target_are_none_and_still_print():
-    history = [{"iter": 0, "seconds": 0.0, "train": 4.2, "val": 4.2}, {"iter": 20, "seconds": 0.3, "train": 3.6,
-                                                                      "val": 3.7}]
-    m = gpu_metrics(iters=20, train_seconds=0.3, history=history, kept=None, val_loss=None, final_eval_chars=0)
-    fig = gpu_figures(m, 1000, None)
-    assert fig["fraction_of_peak"] is None and fig["steady_ms_per_step"] is None  # one interval: no steady part
-    assert all(t["train_seconds"] is None and t["step"] is None and t["wall_seconds"] is None
-               for t in fig["thresholds"])
-    text = gpu_markdown(fig, "Some GPU", "`python gpt.py`", "peak: not measured.")
-    assert text.startswith("## gpu: gpt.py's default GPU run on Some GPU")
-    assert "| ≤ 1.47 | not reached | — | — |" in text
-    assert "| kept model's val loss on nothing (--final-eval 0) | — (not measured) |" in text
-
-
-def test_gpu_figures_count_every_process_of_a_data_parallel_run_against_as_many_gpus():
-    one = gpu_figures(gpu_metrics(), 1_000_000, 50_000.0)
-    two = gpu_figures(gpu_metrics(world_size=2, tokens_per_second=2 * 400 * 64 * 256 / 4.2), 1_000_000, 50_000.0)
-    assert two["steady_tokens_per_second"] == pytest.approx(2 * one["steady_tokens_per_second"])
-    assert two["fraction_of_peak"] == pytest.approx(one["fraction_of_peak"])
-
-
-def test_steady_step_seconds_needs_two_eval_points_after_step_0():
-    assert steady_step_seconds(HISTORY) == pytest.approx(0.2)  # 50 -> 150: 20 s for 100 steps
-    assert steady_step_seconds(HISTORY[:2]) is None
-    assert steady_step_seconds([]) is None
-
-
-def test_gpt_flops_per_token_counts_the_model_the_train_section_counts():
-    vocab = 65
-    model = gpt.build_model(LECTURE, vocab)
-    n, flops = gpt_flops_per_token(LECTURE, vocab)  # built on the meta device: no memory
-    assert n == non_embedding_params(model)
-    assert flops == train_flops_per_token(n, LECTURE["n_layer"], LECTURE["n_embd"], LECTURE["block_size"])
-    assert 10_000_000 < n < 11_000_000  # the lecture's 10.8M parameters, less the two embedding tables
-
-
-def test_read_walls_belong_to_the_run_beside_them_only(tmp_path):
-    (tmp_path / WALL_FILE).write_text(json.dumps({"train_seconds": 4.2, "wall_seconds": 60.0, "evals": GPU_EVALS}))
-    assert read_walls(tmp_path, {"train_seconds": 4.2}) == (60.0, GPU_EVALS)
-    assert read_walls(tmp_path, {"train_seconds": 5.0}) == (None, [])  # another run trained there since
-    assert read_walls(tmp_path / "nowhere", {"train_seconds": 4.2}) == (None, [])
-
-
-def test_scored_on_follows_final_eval():
-    assert scored_on({"final_eval_chars": None}) == "the whole val split"
-    assert scored_on({}) == "the whole val split"  # metrics.json from before --final-eval
-    assert scored_on({"final_eval_chars": 0}) == "nothing (--final-eval 0)"
-    assert scored_on({"final_eval_chars": 5000}) == "the first 5,000 characters of the val split"
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_the_gpu_section_without_a_gpu_is_one_line(capsys):
+    assert main(["--only", "gpu"]) == 1
+    assert "needs a CUDA GPU" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------------------------------
-# sections, stages, the gpu section on a machine without CUDA
+# bench.table
 
 
-def test_one_list_of_stages_and_the_default_sections_run_on_a_cpu():
-    assert bench.table.STAGES is STAGES and bench.run.STAGES is STAGES
-    assert bench.table.DEFAULT_DIRS == tuple(f"out/{stage}" for stage in STAGES)
-    assert build_parser().parse_args([]).only == list(CPU_SECTIONS)
-    assert "gpu" in SECTIONS and "gpu" not in CPU_SECTIONS
-    assert build_parser().parse_args(["--only", "gpu,matmul"]).only == ["matmul", "gpu"]
+def table(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "bench.table", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
-def test_no_cuda_problem_only_for_the_gpu_section_on_cuda_without_a_gpu():
-    p = build_parser()
-    assert no_cuda_problem(p.parse_args([])) is None
-    assert no_cuda_problem(p.parse_args(["--only", "gpu", "--gpu-device", "cpu"])) is None
-    problem = no_cuda_problem(p.parse_args(["--only", "gpu"]))
-    assert (problem is None) == torch.cuda.is_available()
+def test_table_tabulates_runs_in_the_order_given_and_says_what_it_skipped_and_why(tmp_path):
+    for stage in ("gpt", "bigram_v1"):
+        (tmp_path / stage).mkdir()
+        (tmp_path / stage / "metrics.json").write_text(json.dumps(metrics(stage)))
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "metrics.json").write_text("{not json")
+    done = table(tmp_path / "gpt", tmp_path / "broken", tmp_path / "bigram_v1", tmp_path / "unfinished")
+    assert done.returncode == 0
+    rows = [line.split(" | ")[0].strip("| ") for line in done.stdout.splitlines()[2:]]
+    assert rows == ["gpt", "bigram_v1"]
+    assert "| gpt | 1,234 | 2.5000 | 100 of 200 | 2.4500 | 12.0 | 3,000 | cpu (float32) |" in done.stdout
+    assert f"{tmp_path / 'broken' / 'metrics.json'} is unreadable (JSONDecodeError" in done.stderr
+    assert f"no metrics.json in {tmp_path / 'unfinished'}" in done.stderr
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU: the gpu section would run")
-def test_gpu_section_without_cuda_ends_in_one_line_and_exit_status_1(tmp_path):
-    proc = subprocess.run([sys.executable, "bench/run.py", "--only", "matmul,gpu", "--json", str(tmp_path / "b.json"),
-                           "--results-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1
-    [line] = proc.stderr.strip().splitlines()
-    assert line.startswith("bench/run.py: error: the gpu section needs a CUDA GPU") and "Traceback" not in proc.stderr
-    assert proc.stdout == "" and not list(tmp_path.iterdir())  # nothing ran, nothing written
+def test_table_with_only_unreadable_runs_says_so_not_that_none_was_found(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.json").write_text(json.dumps({"stage": "gpt"}))  # no params: not a run's
+    done = table(tmp_path / "run")
+    assert done.returncode == 1
+    assert "is unreadable (KeyError" in done.stderr
+    assert "all 1 run(s) were skipped, each for the reason above" in done.stderr
+    assert "found" not in done.stderr
 
 
-def test_stage_row_shows_the_kept_step_and_a_dash_for_what_was_not_measured():
-    m = dict(stage="gpt", params=1234, val_loss=None, kept={"iter": 1500, "seconds": 9.0, "train": 1.2, "val": 1.47},
-             iters=2000, bigram_floor=2.4819, train_seconds=30.0, tokens_per_second=1e6, device="cuda",
-             dtype="bfloat16", world_size=2)
-    row = dict(zip(COLUMNS, stage_row(m)))
-    assert row["kept step"] == "1,500 of 2,000" and row["val loss (full split)"] == "—"
-    assert row["device"] == "cuda (bfloat16), 2 processes"
-    old = dict(m, kept=None, world_size=None, val_loss=1.5)  # a metrics.json from before runs kept their best
-    assert dict(zip(COLUMNS, stage_row(old)))["kept step"] == "—"
+def test_table_defaults_to_every_run_in_out_in_reading_order(tmp_path):
+    for stage in reversed(runner.STAGES):
+        (tmp_path / "out" / stage).mkdir(parents=True)
+        (tmp_path / "out" / stage / "metrics.json").write_text(json.dumps(metrics(stage)))
+    done = table(cwd=tmp_path)
+    assert [line.split(" | ")[0].strip("| ") for line in done.stdout.splitlines()[2:]] == list(runner.STAGES)
 
 
-class FakeScript:
-    """Stands in for subprocess.Popen of a stage script: prints `lines` and writes `metrics` into its --out."""
-
-    calls = []
-
-    def __init__(self, lines, metrics):
-        self.lines, self.metrics = lines, metrics
-
-    def __call__(self, cmd, **kwargs):
-        FakeScript.calls.append(cmd)
-        out = Path(cmd[cmd.index("--out") + 1])
-        (out / runner.METRICS).write_text(json.dumps(self.metrics))
-        self.stdout = io.StringIO("".join(self.lines))
-        self.returncode = 0
-        return self
-
-    def wait(self):
-        return 0
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-def test_script_runs_overwrite_time_each_eval_line_and_reuse_reads_what_they_saved(tmp_path, monkeypatch):
-    lines = ["device: cuda (chosen with --device)\n", "step 0: train loss 4.2000, val loss 4.2000\n",
-             "step 125: train loss 2.0000, val loss 2.1000 (best 2.0 at step 0)\n", "trained 125 steps\n",
-             "---- sample ----\n", "step 9: train loss, a line of the sample, not of the run\n"]
-    metrics = gpu_metrics(iters=125, train_seconds=1.5)
-    monkeypatch.setattr(subprocess, "Popen", FakeScript(lines, metrics))
-    FakeScript.calls = []
-    args = build_parser().parse_args(["--quick", "--results-dir", str(tmp_path)])
-    b = bench.run.Bench(args, tmp_path / "text.txt", env={})
-    out = tmp_path / GPU_RUN
-    run = b.script("gpt", out, ["--compile"], device="cuda")
-    [cmd] = FakeScript.calls
-    assert cmd[1].endswith("gpt.py") and "--overwrite" in cmd and cmd[cmd.index("--device") + 1] == "cuda"
-    assert cmd[cmd.index("--final-eval") + 1] == "5000" and cmd[-1] == "--compile"  # --quick's, then the extra flags
-    assert [e["iter"] for e in run["evals"]] == [0, 125]  # the eval lines, and only those at a line's start
-    assert run["metrics"] == metrics and not run["reused"] and run["wall"] >= run["evals"][-1]["wall"]
-    assert (out / "stdout.txt").read_text() == "".join(lines)
-    # --reuse: read back, nothing run
-    args.reuse = True
-    again = b.script("gpt", out, ["--compile"], device="cuda")
-    assert len(FakeScript.calls) == 1 and again["reused"]
-    assert (again["wall"], again["evals"]) == (run["wall"], run["evals"])
-
-
-# ----------------------------------------------------------------------------------------------------
-# the command, end to end
-
-
-def run_bench(shakespeare_path, *args, timeout=300):
-    env = {**os.environ, ENV_VAR: str(shakespeare_path)}  # the documented way to point every script at the text
-    return subprocess.run([sys.executable, "bench/run.py", *map(str, args)], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def quick_run(shakespeare_path, tmp_path_factory):
-    """One `bench/run.py --quick` run of every section shared by the tests below: (its JSON, its stdout, its
-    results dir). The gpu section runs on the CPU (--gpu-device cpu), as it would on a GPU otherwise.
-
-    shakespeare_path (conftest.py) is the real text, or the tests are skipped saying how to provide it.
-    """
-    tmp = tmp_path_factory.mktemp("bench")
-    proc = run_bench(shakespeare_path, "--quick", "--only", ",".join(SECTIONS), "--gpu-device", "cpu",
-                     "--json", tmp / "b.json", "--results-dir", tmp)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads((tmp / "b.json").read_text()), proc.stdout, tmp
-
-
-@pytest.mark.slow
-def test_quick_run_records_the_machine(quick_run):
-    report, _, _ = quick_run
-    machine = report["machine"]
-    assert machine["cores"] >= 1 and machine["threads"] >= 1
-    assert machine["cpu"] and machine["torch"] == torch.__version__
-    assert isinstance(machine["native_bf16"], bool)
-
-
-@pytest.mark.slow
-def test_quick_run_measures_every_section_with_positive_numbers(quick_run):
-    report, _, _ = quick_run
-    assert all(section in report for section in SECTIONS)
-    for dtype in ("float32", "bfloat16"):
-        assert report["matmul"][dtype]["gflops"] > 0
-    train = report["train"]
-    assert [r["name"] for r in train["rows"]][:2] == ["gpt", "per-head"]
-    for row in train["rows"]:
-        for key in ("tokens_per_second", "ms_per_step", "gflops", "fraction_of_peak", "peak_rss_mib"):
-            assert row[key] > 0, (row["name"], key)
-    assert train["ratios"]["throughput"] > 0 and train["ratios"]["peak_rss"] > 0
-    sample = report["sample"]
-    for key in ("kv_cache", "no_cache", "long"):
-        assert sample[key]["chars_per_second"] > 0
-    assert sample["kv_cache_speedup"] > 0
-    curve = report["curve"]
-    assert curve["final_val_loss"] > 0 and curve["train_seconds"] > 0 and len(curve["history"]) >= 2
-    assert [t["val_loss"] for t in curve["thresholds"]] == [2.0, 1.88, 1.70]
-    assert curve["kept"]["iter"] in [h["iter"] for h in curve["history"]]
-    strategy = report["strategy"]
-    assert strategy["checkpoint"] == runner.BEST  # the kept model writes the samples
-    for name in ("halve", "crop"):
-        assert strategy[name]["mean_nll"] > 0 and strategy[name]["chars_per_second"] > 0
-    stages = report["stages"]["rows"]
-    assert [r["stage"] for r in stages] == list(STAGES)
-    for row in stages:
-        assert row["params"] > 0 and row["val_loss"] > 0 and row["train_seconds"] > 0
-        assert row["tokens_per_second"] > 0 and row["bigram_floor"] > 0 and row["kept"]["iter"] >= 0
-
-
-@pytest.mark.slow
-def test_quick_run_gpu_section_on_the_cpu_reports_every_figure(quick_run):
-    report, stdout, tmp = quick_run
-    gpu_report = report["gpu"]
-    fig = gpu_report["figures"]
-    for key in ("ms_per_step", "tokens_per_second", "fraction_of_peak", "steady_ms_per_step", "launch_to_end_seconds",
-                "kept_val_loss", "peak_gflops", "flops_per_token"):
-        assert fig[key] > 0, key
-    assert gpu_report["card"] == report["machine"]["cpu"]  # the chip the section ran on: here the CPU
-    assert "--overwrite" in gpu_report["command"] and "--device cpu" in gpu_report["command"]
-    assert Path(gpu_report["out"]) == tmp / GPU_RUN
-    # every eval line was timed as the script printed it, in order, after launch and before the end
-    history = gpu_report["history"]
-    walls = [e["wall"] for e in gpu_report["evals"]]
-    assert [e["iter"] for e in gpu_report["evals"]] == [h["iter"] for h in history] == [0, 10, 20]
-    assert 0 < walls[0] <= walls[1] <= walls[2] < fig["launch_to_end_seconds"]
-    assert [t["val_loss"] for t in fig["thresholds"]] == [1.50, 1.47]  # toy sizes reach neither
-    assert "## gpu: gpt.py's default GPU run on " in stdout
-
-
-@pytest.mark.slow
-def test_quick_run_grades_no_target_and_says_it_only_checks_the_benchmark(quick_run):
-    _, stdout, _ = quick_run
-    first = stdout.splitlines()[0]
-    assert first.startswith("# gpt-from-scratch benchmark (--quick") and "check that the benchmark works" in first
-    sections = stdout[stdout.index("\n## "):]  # after the machine table (whose "native bf16" says yes or no)
-    assert sections.count("— (toy sizes)") == 7  # two train ratios, two sample targets, three curve rows
-    for verdict in ("| yes |", "| no |", "(met)", "(not met)"):
-        assert verdict not in sections
-
-
-@pytest.mark.slow
-def test_quick_run_prints_a_markdown_table_for_every_section(quick_run):
-    _, stdout, _ = quick_run
-    for section in SECTIONS:
-        assert f"## {section}:" in stdout
-    assert "| dtype | GFLOP/s | ms |" in stdout
-    assert "| model | attention | matmuls in | tokens/s |" in stdout
-    assert "| sampling | chars/s | ms/char | target |" in stdout
-    assert "| val loss | train seconds to reach | target seconds | met |" in stdout
-    assert "| strategy | loss of its own samples | chars/s |" in stdout
-    assert "| " + " | ".join(COLUMNS) + " |" in stdout
-    assert "| stage | params | val loss (full split) | kept step | bigram floor | train seconds | tokens/s | device |" \
-        in stdout
-    assert "| gpt.py on the GPU | value |" in stdout
-    assert "| val estimate | train seconds to reach (interpolated) |" in stdout
-
-
-@pytest.mark.slow
-def test_table_py_tabulates_the_runs_and_skips_a_directory_without_metrics(quick_run):
-    _, _, tmp = quick_run
-    dirs = [tmp / stage for stage in STAGES[:-1]] + [tmp / "gpt", tmp / "never-trained"]
-    proc = subprocess.run([sys.executable, "bench/table.py", *map(str, dirs)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.strip().splitlines()
-    assert lines[0].startswith("| stage | params |")
-    assert [line.split("|")[1].strip() for line in lines[2:]] == list(STAGES)
-    assert "never-trained" in proc.stderr
-
-
-def test_table_py_with_no_metrics_at_all_ends_in_one_line_and_exit_status_1(tmp_path):
-    proc = subprocess.run([sys.executable, "bench/table.py", str(tmp_path)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)
-    assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines()[-1].startswith("table.py: error: no metrics.json")
-
-
-def test_missing_data_ends_in_one_line_and_exit_status_1(tmp_path):
-    missing = tmp_path / "nowhere.txt"
-    proc = subprocess.run([sys.executable, "bench/run.py", "--data", str(missing), "--only", "matmul",
-                           "--json", str(tmp_path / "b.json"), "--results-dir", str(tmp_path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1
-    [line] = proc.stderr.strip().splitlines()
-    assert line.startswith("bench/run.py: error: ") and str(missing) in line
-    assert not (tmp_path / "b.json").exists()
+def test_table_imports_no_torch_and_reads_the_file_the_runner_writes():
+    code = "import sys, bench.table; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.stdout.strip() == "False"
+    assert bench.table.METRICS == runner.METRICS

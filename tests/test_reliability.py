@@ -196,7 +196,7 @@ def set_in(ckpt, path, value):
     *parents, last = path.split(".")
     d = ckpt
     for key in parents:
-        d = d[key]
+        d = d[int(key) if key.isdigit() else key]
     if value is KeyError:
         del d[last]
     else:
@@ -217,6 +217,10 @@ EDITS = [
     ("history", [{"train": 1.0, "val": 1.0, "seconds": 0.0}], "history"),
     ("optimizer", KeyError, "optimizer is missing"),
     ("config", "not a dict", "config is not a dictionary"),
+    # what a probe of the first redesign found ending in tracebacks: the random-number and optimizer state
+    ("rng", {}, "random-number state does not fit"),
+    ("rng.0.batches", torch.zeros(8, dtype=torch.uint8), "random-number state does not fit"),
+    ("optimizer.param_groups", "x", "optimizer or random-number state does not fit"),
 ]
 
 
@@ -315,3 +319,74 @@ def test_a_tiny_or_zero_temperature_samples_the_likeliest_characters(temperature
         assert code == 0, err
         texts.add(printed_sample(out))
     assert len(texts) == 1  # greedy: the seed no longer matters
+
+
+# ---- what a probe of a fresh clone found (issue 15): each ends in one line and blocks nothing after it ----
+
+
+@posix
+@slow
+def test_a_run_that_starts_on_a_full_disk_is_one_line_and_leaves_no_lock_behind(small_text_path, tmp_path):
+    """Not even the lock's few bytes can be written (RLIMIT_FSIZE 0, as on a full disk): one line, and the
+    next run on that --out, with room to write, is not refused by a lock left empty."""
+    import resource
+    out = tmp_path / "out"
+
+    def no_room():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write then fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+
+    cmd = [sys.executable, "bigram_v1.py", *TINY_GPT[:10], "--data", str(small_text_path), "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=ENV, capture_output=True, text=True, timeout=120, preexec_fn=no_room)
+    one_line_error(proc.returncode, proc.stderr, "cannot write to --out", "File too large")
+    assert not (out / ".lock").exists()
+    again = subprocess.run(cmd, cwd=REPO_ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+
+
+def test_out_naming_an_existing_file_is_one_line(small_text_path, tmp_path, capsys):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("keep me")
+    code, _, err = call_main("bigram_v1", [*TINY_GPT[:10], "--data", small_text_path, "--out", a_file], capsys)
+    one_line_error(code, err, str(a_file), "is a file, not a directory")
+    assert a_file.read_text() == "keep me"
+
+
+def test_an_empty_lock_is_respected_while_fresh_and_taken_over_once_stale(small_text_path, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".lock").write_text("")  # its writer died between creating it and writing its pid
+    code, _, err = call_main("bigram_v1", [*TINY_GPT[:10], "--data", small_text_path, "--out", out], capsys)
+    one_line_error(code, err, "in use by process (unknown)", "delete the lock file")
+    old = time.time() - 120
+    os.utime(out / ".lock", (old, old))
+    code, _, err = call_main("bigram_v1", [*TINY_GPT[:10], "--data", small_text_path, "--out", out], capsys)
+    assert code == 0, err
+
+
+def test_a_best_model_that_does_not_fit_its_vocabulary_is_named_by_its_file(gpt_run, tmp_path, capsys):
+    out = tmp_path / "edited"
+    shutil.copytree(gpt_run, out)
+    best = torch.load(out / "best.pt", weights_only=True)
+    best["tokenizer"]["chars"] = best["tokenizer"]["chars"][:-3]  # three characters fewer than the weights have
+    torch.save(best, out / "best.pt")
+    code, _, err = call_main("gpt", ["--sample-only", "--out", out], capsys)
+    one_line_error(code, err, str(out / "best.pt"), "does not fit")
+
+
+@posix
+@slow
+def test_sample_only_prints_each_character_as_it_is_drawn_so_a_stop_keeps_them(gpt_run):
+    proc = subprocess.Popen([sys.executable, "gpt.py", "--sample-only", "--out", str(gpt_run), "--device", "cpu",
+                             "--max-new-tokens", "10000000", "--seed", "1"], cwd=REPO_ROOT, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        header = proc.stdout.readline()
+        assert header.startswith(b"---- sample (seed 1:"), header + proc.stderr.read()
+        drawn = proc.stdout.read(40)  # arrives while ten million characters are still to come
+        assert len(drawn) == 40 and proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == -signal.SIGTERM
