@@ -31,9 +31,8 @@ HYPERPARAMETERS = dict(
     weight_decay=(0.1, 0.0, 10.0, "AdamW pulls every weight towards zero a little every step"),
     long_sample=("halve", ("halve", "crop"), "past block_size: KV cache refilled from half a window, or exact"),
 )
-# the defaults suit a laptop CPU (README, Performance); on a CUDA GPU, the lecture's model (README, GPU):
 GPU_HYPERPARAMETERS = dict(batch_size=64, block_size=256, n_embd=384, n_head=6, n_layer=6, dropout=0.2, lr=1e-3,
-                           warmup_iters=100, max_iters=2000, eval_iters=50)
+                           warmup_iters=100, max_iters=2000, eval_iters=50)  # the lecture's model (notes/running.md)
 
 
 class MultiHeadAttention(nn.Module):
@@ -102,7 +101,7 @@ class GPTLanguageModel(nn.Module):
         # each token looks up a dense vector; so does each position in the block
         self.token_embedding_table = nn.Embedding(vocab_size, n_embd)
         self.position_embedding_table = nn.Embedding(block_size, n_embd)
-        self.emb_dropout = nn.Dropout(dropout)  # not in the lecture; nanoGPT has it (README, GPU)
+        self.emb_dropout = nn.Dropout(dropout)  # not in the lecture; nanoGPT has it (notes/running.md)
         self.blocks = nn.ModuleList([Block(n_embd=n_embd, n_head=n_head, dropout=dropout) for _ in range(n_layer)])
         self.ln_f = nn.LayerNorm(n_embd)  # final layer norm
         self.lm_head = nn.Linear(n_embd, vocab_size)  # from embedding space to logits

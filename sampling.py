@@ -75,7 +75,7 @@ def stream(model, idx, max_new_tokens, temperature=1.0, top_k=None, generator=No
     # "halve": while the text fits in block_size this gives exactly the tokens "crop" gives. Once the
     # window is full, positions would have to shift by one every step, which learned absolute positions
     # cannot do in a cache; so it keeps the last half window, refills the cache from it in one pass, and
-    # goes on. The model then sees between half a block and a full block of context (README, Performance).
+    # goes on. The model then sees between half a block and a full block of context (notes/running.md, Performance).
     cache, window = KVCache(block_size), idx[:, -block_size:]
     for i in range(max_new_tokens):
         logits, _ = model(window, cache=cache)  # (B, T, vocab_size): only the new positions

@@ -25,7 +25,7 @@ else competes for the cores. Markdown tables go to stdout, progress to stderr, e
 bench/results/bench.json; script runs train into bench/results/<name>, their output in bench/results/logs.
 
 One experiment is not repeated here: with the CPU default's model, "halve" sampling cost +0.0022 nats per
-character against the exact window ("crop") at 9x the speed (measured once; README, Performance).
+character against the exact window ("crop") at 9x the speed (measured once; notes/running.md, Performance).
 """
 
 import argparse

@@ -36,11 +36,8 @@ from .files import BEST, CHECKPOINT, METRICS, TOKENIZER, OutLock, load_checkpoin
 from .loop import GRAD_CLIP, MIN_LR_RATIO, bigram_floor, estimate_loss, full_loss, lr_at, make_optimizer, train
 from .runs import STAGES, capture, launch, load_run
 
-# what the notes, the figures, the benchmark, the exercises and the tests use as runner.<name>
-__all__ = ["BEST", "CHECKPOINT", "DEFAULT_SEED", "GRAD_CLIP", "METRICS", "MIN_LR_RATIO", "STAGES", "TOKENIZER",
-           "UserError", "autocast", "bigram_floor", "capture", "defaults", "estimate_loss", "full_loss", "launch",
-           "load_run", "lr_at", "machine_info", "main", "make_optimizer", "native_bf16", "pick_device",
-           "pick_dtype", "train"]
+# Besides main(), the names imported above are what the notes, the figures, the benchmark, the exercises
+# and the tests use as runner.<name>.
 
 DEFAULT_SEED = 1337  # training is reproducible by default; --sample-only draws a fresh seed unless given one
 

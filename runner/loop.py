@@ -58,7 +58,7 @@ def lr_at(step, cfg):
 def make_optimizer(model, cfg, device):
     """AdamW with weight decay on every parameter.
 
-    GPT-2 and nanoGPT decay only the weight matrices. On gpt.py's CPU default (two seeds, README, Results)
+    GPT-2 and nanoGPT decay only the weight matrices. On gpt.py's CPU default (two seeds; notes/running.md, Performance)
     decaying every parameter ended 0.014 lower in full-split val loss, so it stays; --weight-decay 0 turns
     decay off. fused: one kernel updates every parameter, where PyTorch has it.
     """
