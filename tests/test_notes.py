@@ -1,15 +1,24 @@
 """The learner notes run as a reader would run them: every ```python block of a note, pasted in order.
 
-For each note, the test joins its python blocks into one script and runs it in a fresh Python started at
-the repository root, `python - < script`, with GPT_DATA naming the real Tiny Shakespeare when it is at
-hand. Nothing is predefined: a name a block uses is one an earlier block (or an import) made, so a
-reader who pastes the blocks into a Python session gets what the test got. Output shown to the reader
-goes in ```text blocks, which never run.
+Each note runs twice, in a fresh Python started at the repository root, with GPT_DATA naming the real Tiny
+Shakespeare when it is at hand:
+
+- as a script: its python blocks joined, `python - < script`;
+- as pasted into the interactive prompt: every line of every block pushed, one at a time, into a
+  `code.InteractiveConsole` (what `python` with no arguments runs), then an empty line after each block,
+  as a reader's Enter. The prompt is stricter than a script: a `for`/`with`/`def`/`if` body ends only at
+  a blank line, so one must come before the next top-level statement, and a blank line *inside* an
+  indented body ends it early. Any traceback the console prints fails the test, at its line in the note.
+
+Nothing is predefined: a name a block uses is one an earlier block (or an import) made, so a reader who
+pastes the blocks into a Python session gets what the test got. Output shown to the reader goes in
+```text blocks, which never run.
 
 A note that reads the real text (it calls load_text, or runs a stage's main) is skipped, with the reason,
 where the text cannot be found.
 """
 
+import json
 import os
 import re
 import subprocess
@@ -30,6 +39,29 @@ TIMEOUT = 1200  # seconds per note: only a guard against a hang; on a quiet 2-co
 
 OPENING_FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,})(?P<info>[^`]*)$")
 STDIN_LINE = re.compile(r'File "<stdin>", line (\d+)')
+
+# Runs in the child: read [(note line, code), ...] as JSON on stdin, paste each block into a console line by
+# line, and write [(note line, traceback), ...] as JSON to the file named by argv[1].
+CONSOLE_DRIVER = r"""
+import code, json, sys
+blocks, errors, where = json.load(sys.stdin), [], [0]
+class Console(code.InteractiveConsole):
+    def write(self, data):  # the console reports every traceback and syntax error through write()
+        sys.stderr.write(data)
+        if errors and errors[-1][0] == where[0]:
+            errors[-1][1] += data
+        else:
+            errors.append([where[0], data])
+console = Console(locals={"__name__": "__console__", "__doc__": None})
+for first, block in blocks:
+    for k, line in enumerate(block.splitlines()):
+        where[0] = first + k
+        console.push(line)
+    where[0] = first + len(block.splitlines()) - 1
+    console.push("")  # the Enter on an empty line that ends a pasted block
+with open(sys.argv[1], "w", encoding="utf-8") as f:
+    json.dump(errors, f)
+"""
 
 
 def note_files():
@@ -92,15 +124,28 @@ def failing_note_line(stderr, where):
     return where[found[-1] - 1]
 
 
-def run_note(note, text_path):
-    blocks = python_blocks(note)
-    script, where = note_script(blocks)
+def note_env(text_path):
     env = dict(os.environ)
     if text_path is not None:
         env[ENV_VAR] = str(text_path)
-    done = subprocess.run([sys.executable, "-"], input=script, cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=TIMEOUT)
+    return env
+
+
+def run_note(note, text_path):
+    blocks = python_blocks(note)
+    script, where = note_script(blocks)
+    done = subprocess.run([sys.executable, "-"], input=script, cwd=ROOT, env=note_env(text_path),
+                          capture_output=True, text=True, timeout=TIMEOUT)
     return done, where
+
+
+def paste_note(blocks, text_path, tmp_path):
+    """Paste blocks [(note line, code), ...] into a fresh interactive console; [(note line, traceback), ...]."""
+    report = tmp_path / "console-errors.json"
+    done = subprocess.run([sys.executable, "-c", CONSOLE_DRIVER, str(report)], input=json.dumps(blocks),
+                          cwd=ROOT, env=note_env(text_path), capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 0 and report.exists(), f"the console driver itself failed:\n{done.stderr[-4000:]}"
+    return [tuple(e) for e in json.loads(report.read_text(encoding="utf-8"))]
 
 
 @pytest.mark.parametrize("note", [n for n in note_files() if python_blocks(n)])
@@ -114,6 +159,20 @@ def test_note_python_blocks_pasted_in_order_into_a_fresh_python_run(note, shakes
         line = failing_note_line(done.stderr, where)
         at = f"line {line}" if line is not None else "a line the traceback does not name"
         pytest.fail(f"notes/{note} failed at {at} (exit status {done.returncode}):\n{done.stderr[-4000:]}",
+                    pytrace=False)
+
+
+@pytest.mark.parametrize("note", [n for n in note_files() if python_blocks(n)])
+def test_note_python_blocks_pasted_line_by_line_into_the_interactive_prompt_raise_nothing(note, shakespeare,
+                                                                                       tmp_path):
+    blocks = python_blocks(note)
+    if NEEDS_TEXT.search("".join(code for _, code in blocks)) and shakespeare.path is None:
+        pytest.skip(f"notes/{note} reads Tiny Shakespeare, which was not found ({shakespeare.why_not})")
+    errors = paste_note(blocks, shakespeare.path, tmp_path)
+    if errors:
+        line, trace = errors[0]
+        pytest.fail(f"notes/{note}: pasted into the prompt, line {line} raised ({len(errors)} error(s) in all; "
+                    f"a block body needs a blank line after it and none inside it):\n{trace[-3000:]}",
                     pytrace=False)
 
 
@@ -176,6 +235,16 @@ def test_a_failure_is_reported_at_its_line_in_the_note():
     assert done.returncode == 1 and "ZeroDivisionError" in done.stderr
     assert failing_note_line(done.stderr, where) == 11  # the deepest frame: inside f, the note's line 11
     assert failing_note_line("no traceback here", where) is None
+
+
+def test_the_prompt_check_catches_a_missing_and_an_inner_blank_line(tmp_path):
+    missing = (10, "for i in range(2):\n    x = i\ny = x\n")  # no blank line before the top-level y
+    inner = (20, "def f():\n    a = 1\n\n    return a\n")  # a blank line inside f's body
+    errors = paste_note([missing, inner], None, tmp_path)
+    assert [line for line, _ in errors] == [12, 23] and "SyntaxError" in errors[0][1]
+    assert "IndentationError" in errors[1][1]
+    good = (30, "for i in range(2):\n    x = i\n\ny = x\nassert y == 1\n")
+    assert paste_note([good], None, tmp_path) == []
 
 
 def test_no_note_uses_a_name_only_the_old_test_runner_defined():
