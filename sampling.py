@@ -62,7 +62,10 @@ class KVCache:
 @torch.inference_mode()  # like no_grad, and it also skips autograd's bookkeeping on every tensor
 def stream(model, idx, max_new_tokens, temperature=1.0, top_k=None, generator=None, block_size=None,
            strategy="crop"):
-    """Yield max_new_tokens sampled tokens, each (B, 1), that continue idx (B, T), as they are drawn."""
+    """Yield max_new_tokens sampled tokens, each (B, 1), that continue idx (B, T), as they are drawn.
+
+    block_size: the model's context; the window "crop" keeps (None: all of idx) and the cache "halve" needs.
+    """
     if strategy not in ("halve", "crop"):
         raise ValueError(f"unknown strategy {strategy!r}: use 'halve' or 'crop'")
     if strategy == "crop" or max_new_tokens == 0:

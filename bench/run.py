@@ -24,8 +24,8 @@ measurement runs in a child process of its own, one after another, so its memory
 else competes for the cores. Markdown tables go to stdout, progress to stderr, every number to
 bench/results/bench.json; script runs train into bench/results/<name>, their output in bench/results/logs.
 
-One experiment is not repeated here: with the CPU default's model, "halve" sampling cost +0.0022 nats per
-character against the exact window ("crop") at 9x the speed (measured once; notes/running.md, Performance).
+One experiment is not repeated here: "halve" sampling against the exact window ("crop"), measured once with
+an earlier CPU default (notes/running.md, Performance, "Long samples").
 """
 
 import argparse

@@ -1,4 +1,4 @@
-"""bench/table.py: the README's Results table, in Markdown, from the metrics.json of runs you already made.
+"""bench/table.py: a table like the README's Results, in Markdown, from the metrics.json of runs you already made.
 
 Every stage script writes <out>/metrics.json when it finishes (default out/<stage>). This reads them and
 prints one row per run, in the order given, so you can put your own numbers beside the README's:

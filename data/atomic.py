@@ -1,4 +1,5 @@
-"""Writing a file so that a crash, a full disk or Ctrl-C never leaves half of it behind.
+"""Writing a file so that a crash, a full disk or Ctrl-C never leaves half of it behind. Used for every file
+in a run's --out (runner/files.py) and for the Tiny Shakespeare download (data/shakespeare.py).
 
 Writing straight to `path` would truncate the old file first, so a run killed mid-write would leave a
 checkpoint torch.load cannot read. Instead the new content goes to a temporary file in the same directory,

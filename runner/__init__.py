@@ -29,17 +29,16 @@ from data import CharTokenizer, DataError, load_text, split
 
 from . import distributed
 from .bookkeeping import Run
-from .config import UserError, build_parser, config_problem, default_out, defaults, settle
+from .config import DEFAULT_SEED, UserError, build_parser, config_problem, default_out, defaults, settle
 from .console import make_output_forgiving, say
 from .device import autocast, machine_info, memory, native_bf16, pick_device, pick_dtype
 from .files import BEST, CHECKPOINT, METRICS, TOKENIZER, OutLock, load_checkpoint, load_weights, save_json
 from .loop import GRAD_CLIP, MIN_LR_RATIO, bigram_floor, estimate_loss, full_loss, lr_at, make_optimizer, train
 from .runs import STAGES, capture, launch, load_run
 
-# Besides main(), the names imported above are what the notes, the figures, the benchmark, the exercises
-# and the tests use as runner.<name>.
-
-DEFAULT_SEED = 1337  # training is reproducible by default; --sample-only draws a fresh seed unless given one
+# Besides what main() uses, these are here for the notes, the figures, the benchmark, the exercises and the
+# tests to call as runner.<name>: autocast, capture, defaults, estimate_loss, GRAD_CLIP, launch, load_run,
+# lr_at, MIN_LR_RATIO, native_bf16, STAGES, TOKENIZER.
 
 
 def main(script, build_model, table, doc=None, gpu_table=None, argv=None):
@@ -124,7 +123,7 @@ def build(run, build_model):
     with torch.device("meta"):  # shapes only, no memory: is there room for the real model?
         params = sum(p.numel() for p in build_model(cfg, vocab_size).parameters())
     have = memory(run.device)
-    if have is not None and 16 * params > have:  # weights, gradients and AdamW's two moments: 16 bytes each
+    if have is not None and 16 * params > have:  # float32 weights, gradients, AdamW's two moments: 16 bytes each
         raise UserError(f"this configuration has {params:,} parameters, which need {16 * params / 2**30:,.1f} GiB "
                         f"to train, more than the {have / 2**30:,.1f} GiB here; choose smaller sizes")
     torch.manual_seed(run.seed)  # the same initial weights on every rank

@@ -1,7 +1,7 @@
 """One run: its settings, its state, and the bookkeeping the training loop (runner/loop.py) calls for.
 
     run.steps()     the step numbers to train, from 0 or a checkpoint's step, until max_iters, --stop-at,
-                    a stop request (Ctrl-C, SIGTERM, SIGHUP: the step in progress finishes first) or
+                    a stop request (Ctrl-C, SIGTERM, SIGHUP; checked before each step, on a GPU every 25) or
                     --patience; under torchrun every rank stops at the same step
     run.evaluate()  at an eval point or the last step: estimate train/val loss, print it, keep the weights
                     when val is the best so far (best.pt), save a checkpoint (ckpt.pt); a run stopped
@@ -27,7 +27,7 @@ from .device import autocast
 from .files import BEST, CHECKPOINT, TOKENIZER, save_torch, write
 from .loop import estimate_loss
 
-CUDA_SYNC_EVERY = 25  # on a GPU the loss is read back (which waits for the GPU) only every 25 steps
+CUDA_SYNC_EVERY = 25  # on a GPU the loss is read back (which waits for it), and a stop checked, every 25 steps
 
 
 @dataclass

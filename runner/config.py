@@ -20,6 +20,10 @@ A run's configuration is settled in one order, each source overriding the one be
 import argparse
 import os
 
+from sampling import MAX_TEMPERATURE
+
+DEFAULT_SEED = 1337  # training is reproducible by default; --sample-only draws a fresh seed unless given one
+
 
 class UserError(Exception):
     """A mistake a user can fix (a flag, a file, a checkpoint): reported as one line, no traceback."""
@@ -108,8 +112,8 @@ def build_parser(stage, doc, table, gpu_table=None):
             g.add_argument("--" + name.replace("_", "-"), dest=name, type=flag_type(entry),
                            metavar="N" if isinstance(entry[0], int) else "X", help=help_text)
     r = p.add_argument_group("run")
-    r.add_argument("--seed", type=int, help="seed of weights, batches and sampling (default: 1337; a new one for "
-                   "--sample-only)")
+    r.add_argument("--seed", type=int, help=f"seed of weights, batches and sampling (default: {DEFAULT_SEED}; a new "
+                   f"one for --sample-only)")
     r.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto",
                    help="auto picks cuda, then mps, then cpu (default: auto)")
     r.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
@@ -132,7 +136,7 @@ def build_parser(stage, doc, table, gpu_table=None):
     s.add_argument("--prompt", help="text to continue (default: a single newline)")
     s.add_argument("--max-new-tokens", type=flag_type((500, 0, 10**7, "")), default=500, metavar="N",
                    help="characters to generate; 0 to 10,000,000 (default: 500)")
-    s.add_argument("--temperature", type=flag_type((1.0, 0.0, 100.0, "")), default=1.0, metavar="X",
+    s.add_argument("--temperature", type=flag_type((1.0, 0.0, MAX_TEMPERATURE, "")), default=1.0, metavar="X",
                    help="below 1 safer, above 1 wilder, 0 always the likeliest character; [0, 100] (default: 1.0)")
     s.add_argument("--top-k", type=flag_type(POSITIVE), metavar="N",
                    help="sample only among the N likeliest characters (default: all)")

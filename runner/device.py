@@ -20,7 +20,7 @@ def pick_device(choice):
 
 
 def native_bf16(device):
-    """Whether the chip computes in bfloat16 natively (recent CUDA GPUs, CPUs with AVX512-BF16 or AMX)."""
+    """Whether the chip computes in bfloat16 natively (recent CUDA GPUs; CPUs with AVX512-BF16, as AMX chips have)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)  # the only way PyTorch tells

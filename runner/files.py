@@ -4,11 +4,12 @@
                     continues from it exactly. Written at every evaluation and whenever a run stops.
     best.pt         the weights with the lowest val estimate so far, and the step they come from: what a
                     run reports and samples, and what --sample-only loads.
-    tokenizer.json  the vocabulary, so a sample can be drawn without the training text.
+    tokenizer.json  the vocabulary as plain JSON, for you and other tools (the checkpoints hold it too, so
+                    a sample can be drawn without the training text).
     metrics.json    the final figures (runner.report).
     .lock           the process writing here: a second run on the same --out is refused while it lives.
 
-Every file is written atomically (data/atomic.py), so a crash or a full disk leaves the previous one whole.
+Every file but .lock is written atomically (data/atomic.py), so a crash or a full disk leaves the previous one whole.
 A checkpoint is checked when it is read, so one from another stage, another version or a hand edit ends
 in one line instead of a traceback deep inside PyTorch.
 """

@@ -1,6 +1,6 @@
 """The training loop every stage runs, and the measurements it makes. Read train() beside the lecture's loop:
 
-    lecture (gpt.py, its last 15 lines)              train() below
+    lecture (gpt.py, its 15-line loop)               train() below
     for iter in range(max_iters):                    for step in run.steps():
         if iter % eval_interval == 0 ...:                if step % cfg["eval_interval"] == 0:
             losses = estimate_loss()                         run.evaluate()
@@ -11,7 +11,7 @@
         loss.backward()                                  loss.backward()
         optimizer.step()                                 clip the gradient norm; optimizer.step()
 
-What ours adds is behind the two named calls of `run` (runner/bookkeeping.py): run.steps() decides where
+What ours adds is behind three calls on `run` (runner/bookkeeping.py): run.steps() decides where
 to start (0, or a checkpoint's step) and when to stop (max_iters, --stop-at, Ctrl-C, --patience), and
 run.evaluate() estimates the losses, prints them, keeps the best model and saves a checkpoint.
 notes/training-loop.md walks through it line by line.
@@ -43,7 +43,7 @@ def train(model, optimizer, train_data, cfg, run):
         torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
         optimizer.step()
         run.log(loss)  # the progress bar and the clock
-    run.evaluate()  # after the last step (nothing new if it was just evaluated, or the run was stopped)
+    run.evaluate()  # after the last step: estimate and save; a stopped run only saves; nothing if just done
 
 
 def lr_at(step, cfg):
@@ -58,9 +58,9 @@ def lr_at(step, cfg):
 def make_optimizer(model, cfg, device):
     """AdamW with weight decay on every parameter.
 
-    GPT-2 and nanoGPT decay only the weight matrices. On gpt.py's CPU default (two seeds; notes/running.md, Performance)
-    decaying every parameter ended 0.014 lower in full-split val loss, so it stays; --weight-decay 0 turns
-    decay off. fused: one kernel updates every parameter, where PyTorch has it.
+    GPT-2 and nanoGPT decay only the weight matrices; on gpt.py's earlier CPU default, decaying every
+    parameter ended lower on both seeds tried (notes/running.md, Performance), so it stays; --weight-decay 0
+    turns decay off. fused: one kernel updates every parameter, where PyTorch has it.
     """
     fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
     return torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0.0), **fused)

@@ -1,6 +1,6 @@
 """Runs seen from outside: the one way to read a finished run, to start one, and to look inside a model.
 
-The runner (--sample-only), the figures (notes/figures.py), the benchmark (bench/), the exercises and the
+The runner (--sample-only), the figures (notes/figures.py), the notes, the benchmark (bench/) and the
 tests all use these, so a run directory is read in one place:
 
     STAGES                      the four stage scripts, in reading order
