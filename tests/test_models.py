@@ -223,21 +223,6 @@ def test_kv_cache_and_crop_sample_identical_tokens_while_the_text_fits_the_block
     assert not torch.equal(halve, other)  # the weights are spread enough that the seed matters
 
 
-@pytest.mark.parametrize("strategy", ["halve", "crop"])
-def test_past_block_size_both_strategies_return_prompt_plus_max_new_tokens(corpus, strategy):
-    tok, _, _ = corpus
-    block_size, prompt_len, n = 8, 5, 40
-    model = spread_gpt(tok.vocab_size, block_size)
-    prompt = torch.randint(tok.vocab_size, (2, prompt_len), generator=torch.Generator().manual_seed(1))
-    out = sampling.generate(model, prompt, n, generator=torch.Generator().manual_seed(7), block_size=block_size,
-                            strategy=strategy)
-    assert out.shape == (2, prompt_len + n)
-    assert torch.equal(out[:, :prompt_len], prompt)
-    # every token drawn while the text still fitted the block is the same whichever strategy drew it
-    exact = sampling.generate(model, prompt, n, generator=torch.Generator().manual_seed(7), block_size=block_size)
-    assert torch.equal(out[:, : block_size + 1], exact[:, : block_size + 1])
-
-
 def test_kv_cache_sampling_works_with_block_size_one(corpus):
     # block_size // 2 is 0 here, and idx[:, -0:] is the whole text, not an empty window
     tok, _, _ = corpus

@@ -1,0 +1,577 @@
+"""What the lesson's code must compute, pinned line by line: each test recomputes one thing by hand.
+
+An independent reviewer planted realistic bugs in the stages, sampling.py and runner/loop.py, and several
+passed the rest of the suite: no gradient clipping, an estimate measured with dropout on, the GPT-2 init
+forgotten for the residual projections, a post-layer-norm block, a KV-cache refill that kept the wrong
+tokens. Each test here writes the formula out (a model's forward pass from its weights, the training loop
+step by step, the sampling loop that the KV cache must reproduce) and compares with assert_close or
+torch.equal, so a wrong central line in any of those functions fails a test named after what it broke.
+mutmut checks that claim: `pip install mutmut==3.8.1 && mutmut run` (configured in pyproject.toml) plants
+about 900 small mutants in those files and runs the tests that reach each one; tests/mutation.py plants the
+bugs it cannot write.
+"""
+
+import copy
+import math
+from contextlib import nullcontext
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.testing import assert_close
+
+import bigram_v1
+import bigram_v2
+import bigram_v3
+import gpt
+import runner
+import sampling
+from data import CharTokenizer, UnknownCharacterError, get_batch, split
+
+V, C, N_HEAD, N_LAYER, BLOCK = 11, 16, 4, 2, 8  # vocabulary, width, heads, blocks, block_size
+CFG = dict(n_embd=C, n_head=N_HEAD, n_layer=N_LAYER, block_size=BLOCK, dropout=0.0)
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: a second thread only waits
+    yield
+    torch.set_num_threads(before)
+
+
+def spread(model, std=0.3, seed=0):
+    """Every parameter (layer norms' gains and biases too) redrawn from N(0, std): far from any init, so a
+    swapped, skipped or mis-scaled operation moves the output well beyond assert_close's tolerance."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * std)
+    return model
+
+
+def tokens(*shape, seed=1, vocab=V):
+    return torch.randint(vocab, shape, generator=torch.Generator().manual_seed(seed))
+
+
+def build(stage, seed=0, **changes):
+    torch.manual_seed(seed)
+    return stage.build_model({**CFG, **changes}, V)
+
+
+def cross_entropy_by_hand(logits, targets):
+    """The mean over every position of -log softmax(logits)[target]."""
+    logp = logits - logits.logsumexp(dim=-1, keepdim=True)  # (B, T, V)
+    return -logp.gather(-1, targets[..., None]).mean()
+
+
+def layer_norm_by_hand(x, ln):
+    mean, var = x.mean(-1, keepdim=True), x.var(-1, unbiased=False, keepdim=True)
+    return (x - mean) / torch.sqrt(var + 1e-5) * ln.weight + ln.bias
+
+
+def causal_attention_by_hand(q, k, v):
+    """softmax(q k^T / sqrt(head_size)) with the future masked out, times v: q, k, v (..., T, head_size)."""
+    T = q.size(-2)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(k.size(-1))  # (..., T, T)
+    future = torch.ones(T, T, dtype=torch.bool).triu(1)
+    return scores.masked_fill(future, float("-inf")).softmax(-1) @ v
+
+
+def gpt_attention_by_hand(sa, x):
+    """gpt's MultiHeadAttention from its weights: qkv rows are [q heads | k heads | v heads]."""
+    B, T, _ = x.shape
+    hs = C // sa.n_head
+    q, k, v = (x @ sa.qkv.weight.T).split(C, dim=-1)  # each (B, T, C)
+    q, k, v = (t.view(B, T, sa.n_head, hs).transpose(1, 2) for t in (q, k, v))  # (B, n_head, T, hs)
+    y = causal_attention_by_hand(q, k, v).transpose(1, 2).reshape(B, T, C)  # heads side by side
+    return y @ sa.proj.weight.T + sa.proj.bias
+
+
+def feed_forward_by_hand(ffwd, x):
+    first, second = ffwd.net[0], ffwd.net[2]
+    return torch.relu(x @ first.weight.T + first.bias) @ second.weight.T + second.bias
+
+
+def block_by_hand(block, x):
+    x = x + gpt_attention_by_hand(block.sa, layer_norm_by_hand(x, block.ln1))  # pre-layer-norm: ln inside
+    return x + feed_forward_by_hand(block.ffwd, layer_norm_by_hand(x, block.ln2))
+
+
+def gpt_by_hand(model, idx, start=0, emb_dropout=0.0):
+    T = idx.size(1)
+    x = model.token_embedding_table.weight[idx] + model.position_embedding_table.weight[start : start + T]
+    x = F.dropout(x, emb_dropout, training=emb_dropout > 0)  # the same draws as nn.Dropout after the same seed
+    for block in model.blocks:
+        x = block_by_hand(block, x)
+    x = layer_norm_by_hand(x, model.ln_f)
+    return x @ model.lm_head.weight.T + model.lm_head.bias
+
+
+# ---- each stage's forward pass, from its weights ------------------------------------------------------
+
+
+def test_bigram_v1_logits_are_the_table_rows_of_each_token_and_loss_their_mean_cross_entropy():
+    model = build(bigram_v1)
+    idx, targets = tokens(3, 7), tokens(3, 7, seed=2)
+    logits, loss = model(idx, targets)
+    assert_close(logits, model.token_embedding_table.weight[idx])
+    assert_close(loss, cross_entropy_by_hand(logits, targets))
+
+
+def test_bigram_v2_logits_are_lm_head_of_token_plus_position_embeddings():
+    model = spread(build(bigram_v2))
+    idx, targets = tokens(3, 6), tokens(3, 6, seed=2)  # T < block_size: the first T positions
+    logits, loss = model(idx, targets)
+    x = model.token_embedding_table.weight[idx] + model.position_embedding_table.weight[:6]  # (B, T, C)
+    assert_close(logits, x @ model.lm_head.weight.T + model.lm_head.bias)
+    assert_close(loss, cross_entropy_by_hand(logits, targets))
+
+
+def test_bigram_v3_logits_are_lm_head_of_the_concatenated_causal_heads_over_the_embeddings():
+    model = spread(build(bigram_v3))
+    idx, targets = tokens(2, BLOCK), tokens(2, BLOCK, seed=2)
+    logits, loss = model(idx, targets)
+    x = model.token_embedding_table.weight[idx] + model.position_embedding_table.weight[:BLOCK]
+    heads = [causal_attention_by_hand(x @ h.query.weight.T, x @ h.key.weight.T, x @ h.value.weight.T)
+             for h in model.sa_heads.heads]  # each (B, T, head_size)
+    assert_close(logits, torch.cat(heads, dim=-1) @ model.lm_head.weight.T + model.lm_head.bias)
+    assert_close(loss, cross_entropy_by_hand(logits, targets))
+    assert_close(model(idx[:, :3])[0], logits[:, :3])  # a shorter input: the first T rows of the mask
+
+
+def test_gpt_block_is_pre_layer_norm_x_plus_sa_of_ln1_x_then_plus_ffwd_of_ln2_x():
+    model = spread(build(gpt))
+    x = torch.randn(2, BLOCK, C, generator=torch.Generator().manual_seed(3))
+    block = model.blocks[0]
+    assert_close(block(x), block_by_hand(block, x))
+    assert_close(block.sa(x), gpt_attention_by_hand(block.sa, x))
+    assert_close(block.ffwd(x), feed_forward_by_hand(block.ffwd, x))
+
+
+def test_gpt_logits_are_blocks_then_ln_f_then_lm_head_and_loss_their_mean_cross_entropy():
+    model = spread(build(gpt))
+    idx, targets = tokens(2, BLOCK), tokens(2, BLOCK, seed=2)
+    logits, loss = model(idx, targets)
+    assert_close(logits, gpt_by_hand(model, idx))
+    assert_close(loss, cross_entropy_by_hand(logits, targets))
+    for T in (1, 2, 3):  # short inputs too: the mask, sliced or skipped, must still be causal
+        assert_close(model(idx[:, :T])[0], gpt_by_hand(model, idx[:, :T]))
+
+
+def test_gpt_in_eval_mode_ignores_its_dropout():
+    model = spread(build(gpt, dropout=0.5)).eval()
+    idx = tokens(2, BLOCK)
+    assert_close(model(idx)[0], gpt_by_hand(model, idx))
+
+
+def test_gpt_training_drops_out_embeddings_attention_weights_and_both_residual_branches():
+    """In train mode each dropout zeroes some activations and scales the rest by 1 / (1 - p)."""
+    model = spread(build(gpt, dropout=0.5))
+    assert model.emb_dropout.p == 0.5 and model.blocks[0].sa.resid_dropout.p == 0.5
+    assert model.blocks[-1].sa.dropout == 0.5 and model.blocks[-1].ffwd.net[3].p == 0.5
+    sa, ffwd = model.blocks[0].sa, model.blocks[0].ffwd
+    x = torch.randn(2, BLOCK, C, generator=torch.Generator().manual_seed(3))
+    for branch in (ffwd, nn.Sequential(sa.proj, sa.resid_dropout)):  # the dropout after each residual branch
+        exact = branch.eval()(x)
+        torch.manual_seed(0)
+        dropped = branch.train()(x)
+        zero = dropped == 0
+        assert 0.3 < zero.float().mean() < 0.7
+        assert_close(dropped[~zero], 2 * exact[~zero])
+    sa.resid_dropout = nn.Identity()  # what is left is the dropout on the attention weights
+    torch.manual_seed(0)
+    assert not torch.allclose(sa.train()(x), sa.eval()(x))
+    for block in model.blocks:  # every dropout off but the embeddings': the forward pass must still drop out
+        block.sa.dropout, block.sa.resid_dropout, block.ffwd.net[3] = 0.0, nn.Identity(), nn.Identity()
+    idx = tokens(2, BLOCK)
+    torch.manual_seed(0)
+    logits, _ = model.train()(idx)
+    torch.manual_seed(0)
+    assert_close(logits, gpt_by_hand(model, idx, emb_dropout=0.5))
+    assert not torch.allclose(logits, gpt_by_hand(model, idx))
+
+
+@pytest.mark.parametrize("stage", [bigram_v1, bigram_v2, bigram_v3, gpt], ids=lambda s: s.__name__)
+def test_build_model_makes_the_configured_sizes_and_exactly_the_lectures_parameters(stage):
+    model = build(stage)
+    emb = V * C + BLOCK * C  # token and position tables
+    per_block = 2 * 2 * C + 3 * C * C + (C * C + C) + (C * 4 * C + 4 * C) + (4 * C * C + C)  # 2 ln, qkv, proj, ffwd
+    expected = {"bigram_v1": V * V, "bigram_v2": emb + C * V + V, "bigram_v3": emb + 3 * C * C + C * V + V,
+                "gpt": emb + N_LAYER * per_block + 2 * C + C * V + V}[stage.__name__]
+    assert sum(p.numel() for p in model.parameters()) == expected
+    if stage is not bigram_v1:
+        assert model.position_embedding_table.num_embeddings == BLOCK
+    if stage is bigram_v3:
+        assert len(model.sa_heads.heads) == N_HEAD and model.sa_heads.heads[0].key.out_features == C // N_HEAD
+    if stage is gpt:
+        assert len(model.blocks) == N_LAYER and model.blocks[0].sa.n_head == N_HEAD
+
+
+@pytest.mark.parametrize("stage", [bigram_v1, bigram_v2, bigram_v3, gpt], ids=lambda s: s.__name__)
+def test_main_hands_the_stage_its_doc_table_and_model_and_trains_it_in_process(stage, small_text_path, tmp_path,
+                                                                              capsys):
+    assert stage.main(["--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps the lines its own way
+    assert stage.__doc__.split("\n")[0] in out and "--block-size" in out
+    assert (" on a GPU" in out) == (stage is gpt)  # gpt's GPU table shows in --help
+    sizes = ["--n-embd", 8, "--n-head", 2, "--n-layer", 1][: {"bigram_v1": 0, "bigram_v2": 2, "bigram_v3": 4}.get(
+        stage.__name__, 6)]
+    argv = ["--max-iters", 2, "--eval-interval", 1, "--eval-iters", 1, "--batch-size", 2, "--block-size", 4, *sizes,
+            "--max-new-tokens", 3, "--device", "cpu", "--data", small_text_path, "--out", tmp_path / "out"]
+    assert stage.main([str(a) for a in argv]) == 0
+    assert stage.__name__ in capsys.readouterr().out and (tmp_path / "out" / runner.METRICS).is_file()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: on a CPU every device is the CPU")
+@pytest.mark.parametrize("stage", [bigram_v1, bigram_v2, bigram_v3, gpt], ids=lambda s: s.__name__)
+def test_on_a_cuda_gpu_batches_positions_and_sampled_tokens_all_stay_on_the_gpu(stage):
+    cuda = torch.device("cuda")
+    x, y = get_batch(tokens(100), 2, BLOCK, cuda, torch.Generator().manual_seed(0))  # (B, T) each
+    assert x.device.type == y.device.type == "cuda"
+    model = build(stage).to(cuda)
+    logits, loss = model(x, y)  # the positions must be made on idx's device too
+    assert logits.device.type == loss.device.type == "cuda"
+    out = sampling.generate(model.eval(), x[:, :3], 2 * BLOCK, generator=torch.Generator().manual_seed(0),
+                            block_size=BLOCK, strategy="halve" if stage is gpt else "crop")
+    assert out.device.type == "cuda" and out.shape == (2, 3 + 2 * BLOCK)
+
+
+# ---- gpt's GPT-2 init --------------------------------------------------------------------------------
+
+
+def test_gpt_init_is_normal_0_02_with_residual_projections_shrunk_to_0_02_over_sqrt_2_n_layer_and_zero_biases():
+    n_embd, n_layer = 256, 4  # wide: 65,536 weights per projection pin their std to within 1%
+    torch.manual_seed(0)
+    model = gpt.GPTLanguageModel(V, n_embd=n_embd, block_size=BLOCK, n_head=4, n_layer=n_layer, dropout=0.0)
+    residual = {id(b.sa.proj) for b in model.blocks} | {id(b.ffwd.net[2]) for b in model.blocks}
+    seen = 0
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            w = module.weight.detach()
+            std = 0.02 / math.sqrt(2 * n_layer) if id(module) in residual else 0.02
+            assert_close(w.std().item(), std, rtol=0.05, atol=0)
+            assert abs(w.mean().item()) < 5 * std / math.sqrt(w.numel())
+            if getattr(module, "bias", None) is not None:
+                assert torch.equal(module.bias, torch.zeros_like(module.bias))
+            seen += 1
+        if isinstance(module, nn.LayerNorm):
+            assert torch.equal(module.weight, torch.ones(n_embd)) and torch.equal(module.bias, torch.zeros(n_embd))
+    assert seen == 2 + 4 * n_layer + 1  # two tables, qkv + proj + two ffwd Linears per block, lm_head
+
+
+# ---- the KV cache -------------------------------------------------------------------------------------
+
+
+def test_kv_cache_update_stores_after_length_and_returns_every_position_so_far_per_layer():
+    cache = sampling.KVCache(block_size=6)
+    g = torch.Generator().manual_seed(0)
+    k1, v1, k2, v2, other = (torch.randn(2, 3, n, 4, generator=g) for n in (3, 3, 2, 2, 3))
+    assert_close(cache.update("a", k1, v1), (k1, v1))
+    assert_close(cache.update("b", other, -other), (other, -other))  # another layer has its own buffers
+    cache.length = 3  # the loop advances it after the forward pass
+    assert_close(cache.update("a", k2, v2), (torch.cat([k1, k2], 2), torch.cat([v1, v2], 2)))
+    cache.length = 0  # a refill writes over the old positions from the start
+    assert_close(cache.update("a", k2, v2), (k2, v2))
+
+
+def test_gpt_cached_steps_give_the_logits_of_the_full_forward_pass_at_every_position():
+    model = spread(build(gpt)).eval()
+    idx = tokens(2, BLOCK)
+    full = gpt_by_hand(model, idx)  # (B, block_size, V)
+    cache = sampling.KVCache(BLOCK)
+    with torch.no_grad():
+        first, _ = model(idx[:, :3], cache=cache)  # a three-token prompt fills the cache
+        cache.length += 3
+        assert_close(first, full[:, :3])
+        for t in range(3, BLOCK):
+            step, _ = model(idx[:, t : t + 1], cache=cache)  # (B, 1, V): position t, from the cache's length
+            cache.length += 1
+            assert_close(step[:, 0], full[:, t])
+
+
+def sample_by_hand(model, idx, n, block_size, strategy, temperature, seed):
+    """The text stream() must write, each step a full forward pass (no cache) over the context it should
+    see: "crop" the last block_size tokens; "halve" the tokens since the last refill, where a refill (when the
+    context has filled the block) keeps the last block_size // 2 tokens, at least one."""
+    g = torch.Generator().manual_seed(seed)
+    context = idx[:, -block_size:]
+    for _ in range(n):
+        logits, _ = model(context if strategy == "halve" else idx[:, -block_size:])
+        nxt = sampling.pick_next(logits[:, -1], temperature, None, g)  # (B, 1)
+        idx = torch.cat((idx, nxt), dim=1)
+        context = idx[:, -max(1, block_size // 2) :] if context.size(1) == block_size else torch.cat((context, nxt), 1)
+    return idx
+
+
+@pytest.mark.parametrize("block_size, prompt_len", [(8, 3), (8, 11), (7, 2), (1, 3)])
+@pytest.mark.parametrize("strategy", ["halve", "crop"])
+def test_past_block_size_each_strategy_writes_the_text_of_its_reference_loop(strategy, block_size, prompt_len):
+    # seeded draws at temperature 1, not greedy: a random model's greedy text soon repeats one token forever,
+    # whatever context it is given, and could not tell a right refill from a wrong one
+    model = spread(build(gpt, block_size=block_size), std=0.5).eval()
+    prompt, n = tokens(3, prompt_len), 3 * block_size + 5  # refills the cache several times
+    expected = sample_by_hand(model, prompt, n, block_size, strategy, 1.0, seed=7)
+    out = sampling.generate(model, prompt, n, generator=torch.Generator().manual_seed(7), block_size=block_size,
+                            strategy=strategy)
+    assert torch.equal(out, expected)
+    if block_size > 2:  # and the two loops differ once the text is longer than the block: the test can tell
+        other = sample_by_hand(model, prompt, n, block_size, {"halve": "crop", "crop": "halve"}[strategy], 1.0, 7)
+        assert not torch.equal(out, other)
+
+
+def test_stream_yields_each_new_token_as_b_by_1_in_the_order_generate_appends_them():
+    model = spread(build(gpt)).eval()
+    prompt = tokens(2, 3)
+    streamed = list(sampling.stream(model, prompt, 12, 1.0, None, torch.Generator().manual_seed(4), BLOCK, "halve"))
+    assert [t.shape for t in streamed] == [(2, 1)] * 12
+    out = sampling.generate(model, prompt, 12, 1.0, None, torch.Generator().manual_seed(4), BLOCK, "halve")
+    assert torch.equal(out, torch.cat([prompt, *streamed], dim=1))
+
+
+def test_crop_without_block_size_feeds_the_whole_text():
+    model = spread(build(bigram_v1)).eval()
+    calls = []
+    forward = model.forward
+    model.forward = lambda idx, targets=None: calls.append(idx.size(1)) or forward(idx, targets)
+    out = sampling.generate(model, tokens(1, 2), 5, temperature=0.0)
+    assert calls == [2, 3, 4, 5, 6]
+    assert torch.equal(out, sample_by_hand(model, tokens(1, 2), 5, 10**6, "crop", 0.0, seed=0))
+
+
+@pytest.mark.parametrize("strategy", ["halve", "crop"])
+def test_zero_new_tokens_give_back_the_prompt_with_or_without_block_size(strategy):
+    model = build(gpt)
+    for block_size in (None, BLOCK):
+        assert torch.equal(sampling.generate(model, tokens(2, 3), 0, block_size=block_size, strategy=strategy),
+                           tokens(2, 3))
+
+
+def test_pick_next_returns_one_long_token_per_row_and_top_k_none_keeps_every_token():
+    logits = torch.zeros(4000, 5)  # uniform: every token must come up
+    picked = sampling.pick_next(logits, 1.0, None, torch.Generator().manual_seed(0))
+    assert picked.shape == (4000, 1) and picked.dtype == torch.long
+    assert set(picked[:, 0].tolist()) == set(range(5))
+    assert sampling.pick_next(logits[:1], 100.0, 5).shape == (1, 1)  # the largest temperature is allowed
+
+
+def test_sampling_defaults_are_temperature_1_no_top_k_no_block_and_the_crop_loop():
+    logits = torch.randn(500, 6, generator=torch.Generator().manual_seed(0))  # (B, V)
+    assert torch.equal(sampling.pick_next(logits, generator=torch.Generator().manual_seed(1)),
+                       sampling.pick_next(logits, 1.0, None, torch.Generator().manual_seed(1)))
+    model, prompt = spread(build(bigram_v3)).eval(), tokens(4, 3)
+    assert torch.equal(sampling.generate(model, prompt, 5, generator=torch.Generator().manual_seed(2)),
+                       sampling.generate(model, prompt, 5, 1.0, None, torch.Generator().manual_seed(2), None, "crop"))
+
+
+def test_sampling_errors_say_exactly_what_is_allowed():
+    with pytest.raises(ValueError, match=r"^temperature must be in \[0, 100\], got -0.5$"):
+        sampling.pick_next(torch.zeros(1, 3), -0.5)
+    with pytest.raises(ValueError, match="^unknown strategy 'shift': use 'halve' or 'crop'$"):
+        next(sampling.stream(build(gpt), tokens(1, 2), 3, block_size=BLOCK, strategy="shift"))
+
+
+# ---- runner/loop.py: the training loop, its schedule and its measurements ------------------------------
+
+
+class StubRun:
+    """The smallest `run` train() accepts: every step to max_iters, and a record of the calls."""
+
+    def __init__(self, steps, seed):
+        self.n, self.device, self.batches, self.autocast = steps, CPU, torch.Generator().manual_seed(seed), nullcontext
+        self.evaluated, self.logged, self.step = [], [], None
+
+    def steps(self):
+        for self.step in range(self.n):
+            yield self.step
+        self.step = "end"
+
+    def evaluate(self):
+        self.evaluated.append(self.step)
+
+    def log(self, loss):
+        self.logged.append(loss.item())
+
+
+class Loud(nn.Module):
+    """A model whose loss is multiplied by `scale`: 50 makes every gradient norm far above GRAD_CLIP."""
+
+    def __init__(self, scale):
+        super().__init__()
+        self.inner, self.scale = spread(build(bigram_v2)), scale
+
+    def forward(self, idx, targets):
+        logits, loss = self.inner(idx, targets)
+        return logits, loss * self.scale
+
+
+class RecordingSGD(torch.optim.SGD):
+    """SGD that records, at each step(), the learning rate and the gradients it is about to apply."""
+
+    def __init__(self, params):
+        super().__init__(params, lr=123.0)  # train() must replace it every step
+        self.seen = []
+
+    def step(self, closure=None):
+        params = self.param_groups[0]["params"]
+        self.seen.append((self.param_groups[0]["lr"], [p.grad.clone() for p in params]))
+        return super().step(closure)
+
+
+@pytest.mark.parametrize("scale, clipped", [(50.0, True), (0.01, False)], ids=["norm_above_clip", "norm_below"])
+def test_train_steps_are_warmup_cosine_lr_times_the_gradient_clipped_to_norm_1(scale, clipped, monkeypatch):
+    cfg = dict(lr=0.05, warmup_iters=2, max_iters=5, eval_interval=2, batch_size=4, block_size=6)
+    train_ids = tokens(200, seed=5)
+    model = Loud(scale)
+    reference = copy.deepcopy(model)
+    optimizer, run = RecordingSGD(model.parameters()), StubRun(cfg["max_iters"], seed=9)
+    devices = []  # a CPU cannot tell a batch sent to run.device from one left where it was: record the call
+    monkeypatch.setattr(runner.loop, "get_batch", lambda *a: devices.append(a[3]) or get_batch(*a))
+    runner.train(model, optimizer, train_ids, cfg, run)
+    assert devices == [run.device] * cfg["max_iters"]
+
+    g = torch.Generator().manual_seed(9)  # the batches train() must draw from run.batches
+    params = list(reference.parameters())
+    assert len(optimizer.seen) == cfg["max_iters"]
+    for step, (lr, grads) in enumerate(optimizer.seen):
+        xb, yb = get_batch(train_ids, 4, 6, CPU, g)
+        _, loss = reference(xb, yb)
+        assert_close(run.logged[step], loss.item())
+        raw = torch.autograd.grad(loss, params)
+        norm = torch.sqrt(sum((r**2).sum() for r in raw))
+        assert (norm > 1.0) == clipped
+        expected = [r * (1.0 / (norm + 1e-6)) if clipped else r for r in raw]  # clip_grad_norm_'s formula
+        assert_close(grads, expected)
+        if clipped:
+            assert_close(torch.sqrt(sum((x**2).sum() for x in grads)).item(), 1.0, rtol=1e-5, atol=0)
+        assert_close(lr, runner.lr_at(step, cfg))
+        with torch.no_grad():
+            for p, e in zip(params, expected):
+                p -= lr * e
+    assert_close(list(model.parameters()), params)
+    assert run.evaluated == [0, 2, 4, "end"]  # every eval_interval steps, and once after the last
+
+
+def test_lr_schedule_pins_min_ratio_0_1_and_handles_one_or_no_decay_step():
+    cfg = dict(lr=2.0, warmup_iters=3, max_iters=4)
+    assert runner.MIN_LR_RATIO == 0.1 and runner.GRAD_CLIP == 1.0  # the values the README and notes state
+    assert_close([runner.lr_at(s, cfg) for s in range(6)], [2 / 3, 4 / 3, 2.0, 2.0, 0.2, 0.2])
+    assert_close(runner.lr_at(3, dict(cfg, max_iters=3)), 2.0)  # warmup_iters == max_iters: no 0 / 0
+    halfway = dict(lr=1.0, warmup_iters=0, max_iters=4)
+    assert_close(runner.lr_at(1, halfway), 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi / 4)))
+
+
+def test_make_optimizer_is_adamw_over_every_parameter_with_the_configs_lr_and_weight_decay():
+    model = build(gpt)
+    opt = runner.make_optimizer(model, dict(lr=0.004, weight_decay=0.3), CPU)
+    assert isinstance(opt, torch.optim.AdamW) and len(opt.param_groups) == 1
+    group = opt.param_groups[0]
+    assert group["params"] == list(model.parameters())
+    assert group["lr"] == 0.004 and group["weight_decay"] == 0.3 and group["fused"] is True
+    assert runner.make_optimizer(model, dict(lr=0.004), CPU).param_groups[0]["weight_decay"] == 0.0
+    # fused where PyTorch has a fused AdamW (CPU and CUDA; it accepts CPU tensors under a "cuda" device too)
+    assert runner.make_optimizer(model, dict(lr=0.004), torch.device("cuda")).param_groups[0]["fused"] is True
+    assert not runner.make_optimizer(model, dict(lr=0.004), torch.device("mps")).param_groups[0]["fused"]
+
+
+def splits():
+    return {"train": tokens(300, seed=11), "val": tokens(120, seed=12)}
+
+
+def test_estimate_loss_is_the_eval_mode_mean_over_eval_iters_batches_drawn_from_the_seed_for_each_split():
+    model = spread(build(gpt, dropout=0.5)).train()
+    cfg = dict(eval_iters=3, batch_size=4, block_size=BLOCK)
+    estimate = runner.estimate_loss(model, splits(), cfg, CPU, seed=5)
+    assert model.training  # back to training afterwards
+    assert set(estimate) == {"train", "val"}
+    for seed, got in ((5, estimate), (0, runner.estimate_loss(model, splits(), cfg))):  # 0: the default seed
+        model.eval()
+        for name, ids in splits().items():
+            g = torch.Generator().manual_seed(seed)
+            losses = [cross_entropy_by_hand(gpt_by_hand(model, x), y) for x, y in
+                      (get_batch(ids, 4, BLOCK, CPU, g) for _ in range(3))]
+            assert_close(got[name], torch.stack(losses).mean().item())
+        model.train()
+    assert estimate["val"] != runner.estimate_loss(model, splits(), cfg)["val"]  # the seed matters
+
+
+def test_full_loss_is_measured_in_eval_mode_and_leaves_the_model_training():
+    model = spread(build(gpt, dropout=0.5)).train()
+    data = tokens(2 * BLOCK + 4, seed=3)  # two full windows and a tail of 3 predictions
+    loss = runner.full_loss(model, data, BLOCK, CPU)
+    assert model.training
+    model.eval()
+    x = torch.cat([gpt_by_hand(model, data[i : i + BLOCK][None])[0] for i in (0, BLOCK)]
+                  + [gpt_by_hand(model, data[2 * BLOCK : -1][None])[0]])  # (len - 1, V)
+    assert_close(loss, cross_entropy_by_hand(x[None], data[1:][None]).item())
+
+
+FLOOR_GRID = (1e-4, 1e-3, 1e-2, 0.1, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0)  # the smoothings bigram_floor tries
+
+
+@pytest.mark.parametrize("alpha", FLOOR_GRID)
+def test_bigram_floor_tries_each_smoothing_of_its_grid_and_keeps_the_best(alpha):
+    """Data on which add-alpha smoothing is best at exactly this alpha, so the floor is its val loss.
+
+    Train holds one pair, 0->0. Val holds m pairs 0->0 and k pairs 0->1 (and k pairs 1->0, whose
+    probability is 1/2 whatever alpha: train never saw a 1). P(1 | 0) = alpha / (1 + 2 alpha), and the val
+    loss is lowest where that equals k / (k + m), at alpha = k / (m - k): k, m are chosen to make it this one.
+    """
+    k, m = (1, round(1 + 1 / alpha)) if alpha < 1 else (int(alpha), int(alpha) + 1)
+    train, val = torch.tensor([0, 0]), torch.tensor([0] * (m + 1) + [1, 0] * k)
+    p1 = alpha / (1 + 2 * alpha)
+    by_hand = -(k * math.log(p1) + m * math.log(1 - p1) + k * math.log(0.5)) / (len(val) - 1)
+    assert_close(runner.bigram_floor(train, val, 2), by_hand)
+
+
+# ---- data: the tokenizer and the batches ------------------------------------------------------------
+
+
+def test_tokenizer_ids_are_places_in_the_vocabulary_and_decode_inverts_encode():
+    tok = CharTokenizer("zab")
+    assert tok.vocab_size == 3 and tok.encode("abz") == [1, 2, 0] and tok.decode([2, 0, 1, 1]) == "bzaa"
+    assert repr(tok) == "CharTokenizer(vocab_size=3)"
+    assert tok == CharTokenizer(list("zab")) and tok != CharTokenizer("abz") and tok != "zab"
+
+
+def test_tokenizer_from_an_empty_text_is_refused_with_its_own_message():
+    with pytest.raises(ValueError, match="^cannot build a vocabulary from an empty text$"):
+        CharTokenizer.from_text("")
+    assert CharTokenizer.from_text("banana").chars == ["a", "b", "n"]
+
+
+def test_tokenizer_refuses_repeated_characters_and_names_what_is_unknown():
+    with pytest.raises(ValueError, match="^a vocabulary lists each character once$"):
+        CharTokenizer("aba")
+    with pytest.raises(UnknownCharacterError) as info:
+        CharTokenizer("ab").encode("abcdc")
+    assert str(info.value) == "2 character(s) not in the vocabulary: 'c', 'd'; allowed are the 2 characters 'ab'"
+
+
+@pytest.mark.parametrize("saved", [None, [], {"type": "bpe", "chars": "ab"}, {"type": "char", "chars": ["a"]},
+                                   {"type": "char"}])
+def test_tokenizer_from_dict_refuses_anything_but_a_saved_char_tokenizer(saved):
+    with pytest.raises(ValueError, match="^not a saved character tokenizer$"):
+        CharTokenizer.from_dict(saved)
+
+
+def test_tokenizer_saves_as_the_json_of_its_type_and_characters(tmp_path):
+    CharTokenizer("a\u00e9b").save(tmp_path / "tok.json")
+    assert (tmp_path / "tok.json").read_text(encoding="utf-8") == '{"type": "char", "chars": "a\u00e9b"}'
+    assert CharTokenizer.load(tmp_path / "tok.json") == CharTokenizer("a\u00e9b")
+
+
+def test_split_is_first_nine_tenths_then_the_rest_and_get_batch_windows_are_shifted_by_one():
+    ids = torch.arange(100, 120)
+    train, val = split(ids)
+    assert torch.equal(train, ids[:18]) and torch.equal(val, ids[18:])
+    assert [len(t) for t in split(ids, 0.5)] == [10, 10]
+    g = torch.Generator().manual_seed(0)
+    x, y = get_batch(ids, 50, 5, generator=g)
+    starts = torch.randint(15, (50,), generator=torch.Generator().manual_seed(0))  # 0..14: the last ends at 119
+    assert torch.equal(x, 100 + starts[:, None] + torch.arange(5)) and torch.equal(y, x + 1)
+    assert get_batch(ids[:6], 2, 5)[1][0, -1] == 105  # exactly block_size + 1 tokens is enough
+    with pytest.raises(ValueError, match="^need at least block_size \\+ 1 = 6 tokens, got 5$"):
+        get_batch(ids[:5], 2, 5)
