@@ -200,3 +200,54 @@ def test_gpt_drops_out_the_embeddings_while_training():
     assert 0.25 < zeros < 0.35  # about 30% of the embedding channels are zeroed before the first block
     model.eval()(idx)
     assert (seen[-1] == 0).float().mean().item() < 0.01
+
+
+# ---- the first hour, again (issue 16) --------------------------------------------------------------------
+
+
+def test_sample_only_says_which_step_and_val_its_model_comes_from(small_text_path, tmp_path, capsys):
+    code, _, err = call_main("bigram_v1", [*TINY, "--data", small_text_path, "--out", tmp_path], capsys)
+    assert code == 0, err
+    kept = json.loads((tmp_path / "metrics.json").read_text())["kept"]
+    code, out, err = call_main("bigram_v1", ["--sample-only", "--out", tmp_path, "--max-new-tokens", 5], capsys)
+    assert code == 0, err
+    assert f"the model of step {kept['iter']} (val estimate {kept['val']:.4f}) in {tmp_path / 'best.pt'}" in err
+    assert "still training" not in err
+
+
+@slow
+def test_sample_only_warns_when_a_run_is_still_training_in_that_out(small_text_path, tmp_path):
+    out = tmp_path / "out"
+    busy = subprocess.Popen([sys.executable, str(REPO_ROOT / "bigram_v1.py"), "--max-iters", "100000",
+                             "--eval-interval", "20", "--eval-iters", "1", "--batch-size", "4", "--block-size", "8",
+                             "--device", "cpu", "--data", str(small_text_path), "--out", str(out)],
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        while "step 20:" not in busy.stdout.readline():  # best.pt exists from step 0; wait for a later one
+            assert busy.poll() is None
+        proc = script("bigram_v1", "--sample-only", "--out", out, "--max-new-tokens", 5, "--device", "cpu")
+        assert proc.returncode == 0, proc.stderr
+        assert f"a run is still training in {out} (process {busy.pid})" in proc.stderr
+    finally:
+        busy.kill()
+        busy.wait()
+
+
+def test_out_defaults_to_out_stage_beside_the_scripts_wherever_the_command_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # another directory, as `cd notes; python ../gpt.py` would be
+    assert runner.config.default_out(str(REPO_ROOT / "gpt.py"), "gpt") == str(REPO_ROOT / "out" / "gpt")
+    code, _, err = call_main("gpt", ["--sample-only", "--out", "nowhere"], capsys)
+    assert code == 1 and str(tmp_path / "nowhere" / "best.pt") in err  # a given --out is taken from here
+
+
+def test_a_flag_must_be_written_in_full(capsys, tmp_path):
+    code, _, err = call_main("gpt", ["--max-iter", "5", "--out", tmp_path / "out"], capsys)
+    assert code == 2 and "unrecognized arguments: --max-iter 5" in err and len(err.strip().splitlines()) == 1
+
+
+def test_main_returns_its_status_in_a_notebook_instead_of_raising(capsys):
+    assert runner.main.__module__ == "runner"
+    import bigram_v1
+    assert bigram_v1.main(["--block-size", "0"]) == 2  # no SystemExit for IPython to warn about
+    assert bigram_v1.main(["--help"]) == 0
+    capsys.readouterr()
