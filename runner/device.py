@@ -3,6 +3,7 @@
 import os
 import platform
 from functools import partial
+from pathlib import Path
 
 import torch
 
@@ -20,11 +21,15 @@ def pick_device(choice):
 
 
 def native_bf16(device):
-    """Whether the chip computes in bfloat16 natively (recent CUDA GPUs; CPUs with AVX512-BF16, as AMX chips have)."""
+    """Whether the chip computes in bfloat16 natively: recent CUDA GPUs; CPUs whose flags (Linux names them in
+    /proc/cpuinfo) include AVX512-BF16 or AMX-BF16. Elsewhere float32 is the safe choice."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)  # the only way PyTorch tells
-    return device.type == "cpu" and bool(check and check())
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return device.type == "cpu" and ("avx512_bf16" in flags or "amx_bf16" in flags)
 
 
 def pick_dtype(choice, device):

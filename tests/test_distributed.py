@@ -52,6 +52,7 @@ RANK_SCRIPT = textwrap.dedent("""
     optimizer.step()
     if rank == 0:
         torch.save(model.state_dict(), {out!r})
+    dist.barrier()  # neither rank tears the group down while the other still uses it (runner does the same)
     dist.destroy_process_group()
 """)
 
