@@ -32,7 +32,7 @@ HYPERPARAMETERS = dict(
     long_sample=("halve", ("halve", "crop"), "past block_size: KV cache refilled from half a window, or exact"),
 )
 GPU_HYPERPARAMETERS = dict(batch_size=64, block_size=256, n_embd=384, n_head=6, n_layer=6, dropout=0.2, lr=1e-3,
-                           max_iters=2000, eval_iters=50)  # the lecture's model (notes/running.md)
+                           max_iters=2000, eval_iters=50)  # on a CUDA GPU: the lecture's model (notes/running.md)
 
 
 class MultiHeadAttention(nn.Module):

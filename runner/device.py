@@ -25,11 +25,15 @@ def native_bf16(device):
     /proc/cpuinfo) include AVX512-BF16 or AMX-BF16. Elsewhere float32 is the safe choice."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and ("avx512_bf16" in cpuinfo() or "amx_bf16" in cpuinfo())
+
+
+def cpuinfo():
+    """What Linux says about the CPU (its model name, its flags); empty elsewhere."""
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        return Path("/proc/cpuinfo").read_text()
     except OSError:
-        return False
-    return device.type == "cpu" and ("avx512_bf16" in flags or "amx_bf16" in flags)
+        return ""
 
 
 def pick_dtype(choice, device):
@@ -56,12 +60,8 @@ def memory(device):
 
 
 def machine_info(device):
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:  # Linux names the model here; platform.processor() does not
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo().splitlines() if line.startswith("model name")]
+    cpu = names[0] if names else platform.processor() or platform.machine()  # Linux names the model; else this
     info = {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__,
             "python": platform.python_version()}
     if device.type == "cuda":
