@@ -47,8 +47,8 @@ class CharTokenizer:
             f"allowed are the {self.vocab_size} characters {''.join(self.chars)!r}"
         )
 
-    # A tokenizer is saved as plain JSON next to a checkpoint, so a sample can be drawn later
-    # without the training text.
+    # A tokenizer goes into every checkpoint as this dict, so a sample can be drawn later without the
+    # training text; save() writes it as plain JSON beside them (tokenizer.json).
     def to_dict(self):
         return {"type": "char", "chars": "".join(self.chars)}
 

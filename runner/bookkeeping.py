@@ -12,7 +12,6 @@
 A checkpoint is the model, the optimizer, the random generators and a Progress.
 """
 
-import json
 import math
 import os
 import time
@@ -131,7 +130,7 @@ class Run:
     def save(self, rngs):
         save_torch(self.path(CHECKPOINT), {**self.weights(), "optimizer": self.optimizer.state_dict(),
                                            "world_size": distributed.WORLD, "rng": rngs, **asdict(self.p)})
-        write(self.path(TOKENIZER), json.dumps(self.tok.to_dict(), ensure_ascii=False))
+        write(self.path(TOKENIZER), self.tok.save)
 
     def restore(self, ckpt, path):
         """Continue where ckpt left off; a checkpoint whose state does not fit is one line, not a traceback."""

@@ -31,10 +31,14 @@ CHECKPOINT, BEST, TOKENIZER, METRICS, LOCK = "ckpt.pt", "best.pt", "tokenizer.js
 
 
 def write(path, data):
-    """Write bytes or text to path atomically; a full disk or a permission problem is one line."""
+    """Write bytes or text to path atomically, or call data(path), a writer atomic itself (CharTokenizer.save);
+    a full disk or a permission problem is one line."""
     data = data.encode("utf-8") if isinstance(data, str) else data
     try:
-        atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+        if callable(data):
+            data(path)
+        else:
+            atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
     except OSError as e:
         raise UserError(f"cannot save {os.path.abspath(path)} ({e.strerror or e}); the previous file there is "
                         f"intact: free some space or choose another --out, then --resume") from None
