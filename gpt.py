@@ -2,8 +2,7 @@
 
 Stage 4 of 4. Diff it against the stage before: `diff -u bigram_v3.py gpt.py`.
 
-Attention batched into one matmul (bigram_v3's math), then a feed-forward network, both wrapped in residual
-connections and layer norm, n_layer such blocks, dropout, and a KV cache for sampling (sampling.py).
+Batched attention and a feed-forward network in residual blocks with layer norm, dropout, a KV cache to sample.
 
     python gpt.py                     # train, save out/gpt, print a sample
     python gpt.py --help              # every flag
@@ -14,6 +13,7 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 import runner
+from attention import attention
 
 # hyperparameters: name=(default, lowest, highest, what it is); each is also a flag (see --help)
 HYPERPARAMETERS = dict(
@@ -56,7 +56,7 @@ class MultiHeadAttention(nn.Module):
             k, v = cache.update(self, k, v)  # each (B, n_head, positions so far, head_size)
         # softmax(q k^T / sqrt(head_size)) under the causal mask, dropout, @ v: one call; one new token needs no mask
         p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1, dropout_p=p)  # (B, n_head, T, head_size)
+        y = attention(q, k, v, is_causal=T > 1, dropout_p=p)  # (B, n_head, T, head_size); attention.py says why
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): the heads side by side, as torch.cat did
         return self.resid_dropout(self.proj(y))  # (B, T, C)
 

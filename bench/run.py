@@ -13,7 +13,8 @@ The sections, each with the peer it is measured beside (bench/peers.py):
           (RSS) of the process. Ours: gpt.py itself, run for a few steps. The lecture's: its gpt.py run up
           to its training loop, then that loop's body timed.
   sample  2,000 characters from the lecture's configuration with fresh weights. Ours: sampling.generate
-          with the KV cache ("halve"), float32. The lecture's: its model.generate, called as it calls it.
+          with the KV cache ("halve"), in bfloat16 where the CPU has it natively (as gpt.py samples), else
+          float32. The lecture's: its model.generate in float32, called as it calls it.
   curve   gpt.py's CPU default beside nanoGPT's README CPU recipe, both estimating val every 50 steps:
           training seconds to a val loss of 1.90, and the best val within 180 s of training.
   stages  every stage's default run: the README's Results table (bench/table.py).
@@ -159,10 +160,13 @@ def train_job(out, flags, log):
 
 
 def sample_job(cfg, text, chars, repeats, seed):
-    """Time sampling.generate for chars characters from "\\n", as gpt.py samples (float32, "halve")."""
+    """Time sampling.generate for chars characters from "\\n", as gpt.py samples ("halve", in the runner's
+    number format: bfloat16 where the CPU has it natively, else float32)."""
     tok = CharTokenizer.from_text(load_text(text))
     torch.manual_seed(seed)
     model = gpt.build_model(cfg, tok.vocab_size).eval()  # fresh weights: a trained model does the same arithmetic
+    dtype = torch.bfloat16 if runner.native_bf16(torch.device("cpu")) else torch.float32
+    model = sampling.for_sampling(model, dtype)
     idx = torch.tensor([[tok.stoi.get("\n", 0)]])  # (1, 1)
 
     def seconds(n):
@@ -172,7 +176,8 @@ def sample_job(cfg, text, chars, repeats, seed):
         return time.perf_counter() - t0
 
     seconds(8)  # warm-up
-    return {"chars": chars, "chars_per_second": chars / statistics.median(seconds(chars) for _ in range(repeats))}
+    return {"chars": chars, "dtype": str(dtype).replace("torch.", ""),
+            "chars_per_second": chars / statistics.median(seconds(chars) for _ in range(repeats))}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -250,25 +255,27 @@ class Bench:
     def sample(self):
         ours = job("bench.run", "sample_job", cfg=self.cfg, text=str(self.text), chars=self.sample_chars,
                    repeats=self.args.repeats, seed=1337)
-        rows = [["sampling.generate, \"halve\" (ours)", self.sizes(self.cfg), fmt(ours["chars_per_second"], ",.1f")]]
+        rows = [["sampling.generate, \"halve\" (ours)", self.sizes(self.cfg), ours["dtype"],
+                 fmt(ours["chars_per_second"], ",.1f")]]
         path, how = self.peer("ng-video-lecture")
         theirs = {}
         if path:
             theirs = job("bench.peers", "lecture_sample", script=str(path / "gpt.py"), workdir=str(self.work),
                          chars=self.sample_chars)
-            rows.append(["the lecture's model.generate", self.sizes(theirs["config"]),
+            rows.append(["the lecture's model.generate", self.sizes(theirs["config"]), "float32",
                          fmt(theirs["chars_per_second"], ",.1f")])
         targets = [self.target("sample chars/s, ours / the lecture's",
                                ratio(ours["chars_per_second"], theirs.get("chars_per_second")))]
         self.report["sample"] = dict(ours=ours, lecture=theirs)
-        return (f"## sample: {self.sample_chars:,} characters, fresh weights, float32 (ours: median of "
+        return (f"## sample: {self.sample_chars:,} characters, fresh weights (ours: median of "
                 f"{self.args.repeats}; the lecture's: once, in train mode with autograd on, as it calls it)\n\n"
-                + self.compare(["code", "model", "chars/s"], rows, targets, how))
+                + self.compare(["code", "model", "weights in", "chars/s"], rows, targets, how))
 
     def gpt_default(self):
         """gpt.py's CPU default, val estimated every CURVE_INTERVAL steps: the curve, and gpt's stages row."""
         if self.gpt_metrics is None:
-            self.gpt_metrics = self.run_script("gpt", "gpt", ["--device", "cpu", "--eval-interval", CURVE_INTERVAL])
+            flags = ["--device", "cpu", "--eval-interval", CURVE_INTERVAL, *shlex.split(self.args.gpt_flags)]
+            self.gpt_metrics = self.run_script("gpt", "gpt", flags)
         return self.gpt_metrics
 
     def curve(self):
@@ -360,6 +367,9 @@ def build_parser():
     p.add_argument("--peers", default=str(ROOT.parent / "peers"), metavar="DIR",
                    help="where ng-video-lecture and nanoGPT are cloned (default: ../peers beside the repository)")
     p.add_argument("--data", metavar="PATH", help="the text, as for the stage scripts (default: Tiny Shakespeare)")
+    p.add_argument("--gpt-flags", default="", metavar="FLAGS",
+                   help="flags for gpt.py's CPU default run in curve and stages, e.g. \"--lr 5e-3 --seed 1\": one "
+                        "candidate of the sweep in notes/running.md (default: none)")
     p.add_argument("--results-dir", default=str(ROOT / "bench" / "results"), metavar="DIR",
                    help="where the script runs, their logs and bench.json go; runs there are replaced")
     return p

@@ -75,7 +75,7 @@ def finished_run(stage, args):
     out = Path(args.out_root) / stage
     started = any((out / name).is_file() for name in (runner.BEST, runner.CHECKPOINT))
     run = runner.load_run(out, stage) if started else None  # a broken checkpoint: load_run's one line
-    if run is not None and run.finished:
+    if run is not None and run.metrics is not None:  # metrics.json: the run has finished
         return run
     flags = (["--data", args.data] if args.data else []) + shlex.split(args.train_args)
     flags += ["--resume"] if run is not None else []  # a checkpoint without metrics: a run stopped early

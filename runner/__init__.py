@@ -19,6 +19,7 @@ the benchmark and the tests use).
 
 import hashlib
 import os
+import signal
 import sys
 from contextlib import nullcontext
 
@@ -31,8 +32,8 @@ from . import distributed
 from .bookkeeping import Run
 from .config import DEFAULT_SEED, UserError, build_parser, config_problem, default_out, defaults, settle
 from .console import make_output_forgiving, say
-from .device import autocast, machine_info, memory, native_bf16, pick_device, pick_dtype
-from .files import BEST, CHECKPOINT, METRICS, TOKENIZER, OutLock, load_checkpoint, load_weights, save_json
+from .device import autocast, machine_info, native_bf16, pick_device, pick_dtype
+from .files import BEST, CHECKPOINT, METRICS, TOKENIZER, load_checkpoint, load_weights, out_lock, save_json
 from .loop import GRAD_CLIP, MIN_LR_RATIO, bigram_floor, estimate_loss, full_loss, lr_at, make_optimizer, train
 from .runs import STAGES, capture, launch, load_run
 
@@ -55,7 +56,7 @@ def main(script, build_model, table, doc=None, gpu_table=None, argv=None):
         if args.sample_only:
             return sample_only(run)
         load_data(run)
-        with OutLock(args.out) if distributed.MAIN else nullcontext():  # one run writes in --out at a time
+        with out_lock(args.out) if distributed.MAIN else nullcontext():  # one run writes in --out at a time
             build(run, build_model)
             model = distributed.wrap(torch.compile(run.model) if args.compile else run.model, run.device)
             train(model, run.optimizer, run.train, run.cfg, run)
@@ -104,6 +105,7 @@ def load_data(run):
         say("note: continuing on a text other than the checkpoint's (--allow-new-text)")
     check_prompt(run.tok, run.args.prompt)  # now, not after training
     run.train, run.val = split(torch.tensor(run.tok.encode(text), dtype=torch.long))
+    run.splits = {"train": run.train, "val": run.val}
     if len(run.val) < cfg["block_size"] + 1:
         raise UserError(f"the text is too short: its validation split (the last 10%) has {len(run.val)} "
                         f"characters, fewer than block_size + 1 = {cfg['block_size'] + 1}; use a longer text or "
@@ -120,14 +122,9 @@ def build(run, build_model):
     cfg, vocab_size = run.cfg, run.tok.vocab_size
     if distributed.MAIN:
         check_out(run)
-    with torch.device("meta"):  # shapes only, no memory: is there room for the real model?
-        params = sum(p.numel() for p in build_model(cfg, vocab_size).parameters())
-    have = memory(run.device)
-    if have is not None and 16 * params > have:  # float32 weights, gradients, AdamW's two moments: 16 bytes each
-        raise UserError(f"this configuration has {params:,} parameters, which need {16 * params / 2**30:,.1f} GiB "
-                        f"to train, more than the {have / 2**30:,.1f} GiB here; choose smaller sizes")
     torch.manual_seed(run.seed)  # the same initial weights on every rank
     run.model = build_model(cfg, vocab_size).to(run.device)
+    run.params = sum(p.numel() for p in run.model.parameters())
     run.optimizer = make_optimizer(run.model, cfg, run.device)
     run.batches = torch.Generator().manual_seed(run.seed + distributed.RANK)  # each rank draws its own batches
     torch.manual_seed(run.seed + distributed.RANK)  # and its own dropout masks
@@ -141,7 +138,7 @@ def build(run, build_model):
         matmuls = any(isinstance(m, torch.nn.Linear) for m in run.model.modules())  # bigram_v1 has none
         fmt = f", matmuls in {str(run.dtype).replace('torch.', '')}" if matmuls else ""
         procs = f" on {distributed.WORLD} processes" if distributed.WORLD > 1 else ""
-        say(f"{run.stage}: {params:,} parameters{fmt}{procs}; {len(run.train):,} train and {len(run.val):,} val "
+        say(f"{run.stage}: {run.params:,} parameters{fmt}{procs}; {len(run.train):,} train and {len(run.val):,} val "
             f"characters; vocabulary {vocab_size}")
 
 
@@ -165,11 +162,12 @@ def finish(run):
             report(run)
             sample(run, run.model, run.tok)
         return 0
+    signum = run.stop.signum  # None: stopped by --stop-at
     if distributed.MAIN:
-        how = f"stopped by {run.stop.name()}" if run.stop.requested else "stopped"
+        how = f"stopped by {signal.Signals(signum).name}" if signum else "stopped"
         say(f"{how} at step {run.p.step} of {run.cfg['max_iters']}; checkpoint saved in {run.args.out}; continue "
-            f"with --resume", file=sys.stderr if run.stop.requested else sys.stdout)
-    return run.stop.exit_status() if run.stop.requested else 0
+            f"with --resume", file=sys.stderr if signum else sys.stdout)
+    return 128 + signum if signum else 0  # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP
 
 
 def report(run):
@@ -183,7 +181,7 @@ def report(run):
     tokens = p.step * cfg["batch_size"] * cfg["block_size"] * distributed.WORLD
     speed = tokens / p.train_seconds if p.train_seconds else None
     say(f"trained {p.step} steps in {p.train_seconds:.1f} s" + (f": {speed:,.0f} tokens/s" if speed else ""))
-    metrics = dict(stage=run.stage, params=sum(q.numel() for q in model.parameters()), iters=p.step, kept=kept,
+    metrics = dict(stage=run.stage, params=run.params, iters=p.step, kept=kept,
                    batch_size=cfg["batch_size"], block_size=cfg["block_size"], device=run.device.type,
                    dtype=str(run.dtype).replace("torch.", ""), world_size=distributed.WORLD,
                    train_seconds=p.train_seconds, tokens_per_second=speed, **final_losses(run))
@@ -214,9 +212,10 @@ def sample(run, model, tok):
     """Print a sample from model as it is drawn: a stop (Ctrl-C, SIGTERM) keeps what was printed."""
     args = run.args
     ids = tok.encode(args.prompt) if args.prompt else [tok.stoi.get("\n", 0)]  # a newline starts every speech
-    say(f"---- sample (seed {run.seed}: --seed {run.seed} draws it again) ----")
+    model = sampling.for_sampling(model.eval(), run.dtype)  # bfloat16 weights where the chip has them: faster
+    say(f"---- sample (seed {run.seed}: --seed {run.seed} draws it again; "
+        f"{str(run.dtype).removeprefix('torch.')} weights) ----")
     say(args.prompt or "", end="")
-    model.eval()
     for token in sampling.stream(model, torch.tensor([ids], device=run.device), args.max_new_tokens,
                                  args.temperature, args.top_k, torch.Generator().manual_seed(run.seed),
                                  run.cfg["block_size"], run.cfg.get("long_sample", "crop")):

@@ -21,9 +21,9 @@ import torch
 
 from . import distributed
 from .config import UserError
-from .console import ProgressBar, StopRequest, say
+from .console import StopRequest, progress_bar, say, say_above_bar
 from .device import autocast
-from .files import BEST, CHECKPOINT, TOKENIZER, save_torch, write
+from .files import BEST, CHECKPOINT, TOKENIZER, save_json, save_torch
 from .loop import estimate_loss
 
 CUDA_SYNC_EVERY = 25  # on a GPU the loss is read back (which waits for it), and a stop checked, every 25 steps
@@ -42,7 +42,7 @@ class Progress:
 
 class Run:
     """Filled in three steps by runner/__init__.py: settings (configure), the text (load_data: tok, train,
-    val, sha256), then the model, optimizer and batch generator (build)."""
+    val, splits, sha256), then the model, optimizer and batch generator (build)."""
 
     def __init__(self, stage, args, table, cfg, device, dtype, seed, ckpt=None):
         self.stage, self.args, self.table, self.cfg, self.ckpt = stage, args, table, cfg, ckpt
@@ -52,24 +52,21 @@ class Run:
     def path(self, name):
         return os.path.join(self.args.out, name)
 
-    @property
-    def splits(self):
-        return {"train": self.train, "val": self.val}
-
     def finished(self):
         return self.p.step >= self.cfg["max_iters"] or self.early
 
     def steps(self):
         end = min(self.cfg["max_iters"], self.args.stop_at or self.cfg["max_iters"])
         self.sync_every = CUDA_SYNC_EVERY if self.device.type == "cuda" else 1
-        self.bar = ProgressBar(self.stage, self.cfg["max_iters"], self.p.step, enabled=distributed.MAIN)
+        self.bar = progress_bar(self.stage, self.cfg["max_iters"], self.p.step, enabled=distributed.MAIN)
         with StopRequest() as self.stop:
             self.t0 = time.perf_counter()
             while self.p.step < end and not self.early:
-                if self.p.step % self.sync_every == 0 and distributed.any_rank(self.stop.requested, self.device):
+                if self.p.step % self.sync_every == 0 and any(distributed.gather(self.stop.signum is not None)):
                     break
                 yield self.p.step
             self.read_back()
+        self.bar.refresh()  # the line of the last step (without a terminal the bar's close writes nothing)
         self.bar.close()
 
     def log(self, loss):
@@ -83,7 +80,8 @@ class Run:
         if self.pending:
             losses = torch.stack(self.pending).float().tolist()
             self.p.step_losses += losses
-            self.bar.update(len(losses), losses[-1])
+            self.bar.update(len(losses))
+            self.bar.set_postfix_str(f"loss {losses[-1]:.4f}", refresh=False)
             self.pending = []
         now = time.perf_counter()
         self.p.train_seconds += now - self.t0
@@ -106,15 +104,15 @@ class Run:
                 save_torch(self.path(BEST), {**self.weights(), **evaluation})
             self.save(rngs)
             # printed after the saves: once this line shows, the checkpoint of this step is on disk
-            self.bar.write(f"step {p.step}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}"
-                           + ("" if improved else f" (best {p.best['val']:.4f} at step {p.best['iter']})"))
+            say_above_bar(f"step {p.step}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}"
+                          + ("" if improved else f" (best {p.best['val']:.4f} at step {p.best['iter']})"))
             self.check_patience()
         elif distributed.MAIN:
             self.save(rngs)  # stopped between eval points: a checkpoint to --resume from
-        if due and distributed.WORLD > 1:  # every rank keeps the same history, and stops together
-            p.history[:], p.best, self.early = distributed.from_main((p.history, p.best, self.early))
+        if due:  # every rank keeps rank 0's history, and stops with it
+            p.history[:], p.best, self.early = distributed.gather((p.history, p.best, self.early))[0]
         self.t0 = time.perf_counter()  # the clock counts training, not this
-        self.bar.unpause()
+        self.bar.unpause()  # the evaluation's time does not count towards the bar's rate
 
     def check_patience(self):
         patience, p = self.args.patience, self.p
@@ -130,7 +128,7 @@ class Run:
     def save(self, rngs):
         save_torch(self.path(CHECKPOINT), {**self.weights(), "optimizer": self.optimizer.state_dict(),
                                            "world_size": distributed.WORLD, "rng": rngs, **asdict(self.p)})
-        write(self.path(TOKENIZER), self.tok.save)
+        save_json(self.path(TOKENIZER), self.tok.to_dict())  # what CharTokenizer.load reads
 
     def restore(self, ckpt, path):
         """Continue where ckpt left off; a checkpoint whose state does not fit is one line, not a traceback."""

@@ -73,18 +73,17 @@ def config_problem(cfg, table):
 
 
 def flag_type(entry):
-    """An argparse type for a numeric entry: parses the text and checks the range."""
+    """An argparse type for a table entry: the text read as the default's type, then checked against the entry.
+    A text that is no number ends in argparse's own line ("invalid int value: '1.5'")."""
 
     def parse(text):
-        try:
-            value = type(entry[0])(text)
-        except ValueError:
-            value = text  # not a number: problem() says so
+        value = type(entry[0])(text)
         why = problem(value, entry)
         if why:
             raise argparse.ArgumentTypeError(why)
         return value
 
+    parse.__name__ = type(entry[0]).__name__  # the name argparse's "invalid ... value" line gives the type
     return parse
 
 
@@ -105,12 +104,9 @@ def build_parser(stage, doc, table, gpu_table=None):
     g = p.add_argument_group("hyperparameters (this stage's table; defaults are its own)")
     for name, entry in table.items():
         shown = f"{entry[0]} on a CPU, {gpu_table[name]} on a GPU" if name in (gpu_table or {}) else f"{entry[0]}"
-        help_text = f"{entry[-1]}; {describe(entry)} (default: {shown})"
-        if len(entry) == 3:
-            g.add_argument("--" + name.replace("_", "-"), dest=name, choices=entry[1], help=help_text)
-        else:
-            g.add_argument("--" + name.replace("_", "-"), dest=name, type=flag_type(entry),
-                           metavar="N" if isinstance(entry[0], int) else "X", help=help_text)
+        metavar = "{" + ",".join(entry[1]) + "}" if len(entry) == 3 else "N" if isinstance(entry[0], int) else "X"
+        g.add_argument("--" + name.replace("_", "-"), dest=name, type=flag_type(entry), metavar=metavar,
+                       help=f"{entry[-1]}; {describe(entry)} (default: {shown})")
     r = p.add_argument_group("run")
     r.add_argument("--seed", type=int, help=f"seed of weights, batches and sampling (default: {DEFAULT_SEED}; a new "
                    f"one for --sample-only)")

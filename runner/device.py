@@ -48,17 +48,6 @@ def autocast(device, dtype):
     return partial(torch.autocast, device_type=device.type, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16)
 
 
-def memory(device):
-    """Bytes of memory a run can hope for on device: the GPU's free memory, or all of the machine's; None
-    where that cannot be told cheaply (Windows)."""
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
 def machine_info(device):
     names = [line.split(":", 1)[1].strip() for line in cpuinfo().splitlines() if line.startswith("model name")]
     cpu = names[0] if names else platform.processor() or platform.machine()  # Linux names the model; else this

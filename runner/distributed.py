@@ -5,8 +5,8 @@
 Each process ("rank") draws different batches; after backward, DistributedDataParallel averages the
 gradients across ranks, so every copy takes the same step, as one process would with N times the batch.
 Rank 0 alone prints, evaluates, samples and writes files. On CUDA the ranks talk through NCCL, one GPU
-each; on a CPU through gloo. Without torchrun (no WORLD_SIZE in the environment) every function here is
-the identity: one rank, rank 0.
+each; on a CPU through gloo. Without torchrun (no WORLD_SIZE in the environment) there is one rank,
+rank 0, and every function here leaves things as they are.
 """
 
 import os
@@ -46,28 +46,11 @@ def wrap(model, device):
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
-def any_rank(flag, device):
-    """True on every rank if flag is true on any: all ranks must stop at the same step."""
-    if WORLD == 1:
-        return flag
-    t = torch.tensor([float(flag)], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
-
-
 def gather(obj):
-    """A list of every rank's obj."""
+    """A list of every rank's obj, on every rank: the one exchange the runner needs. any(gather(flag)) stops
+    every rank at the same step when any was asked to stop; gather(obj)[0] is rank 0's obj, everywhere."""
     if WORLD == 1:
         return [obj]
     out = [None] * WORLD
     dist.all_gather_object(out, obj)
     return out
-
-
-def from_main(obj):
-    """Rank 0's obj, on every rank."""
-    if WORLD == 1:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]

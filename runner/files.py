@@ -18,6 +18,7 @@ import io
 import json
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -31,14 +32,10 @@ CHECKPOINT, BEST, TOKENIZER, METRICS, LOCK = "ckpt.pt", "best.pt", "tokenizer.js
 
 
 def write(path, data):
-    """Write bytes or text to path atomically, or call data(path), a writer atomic itself (CharTokenizer.save);
-    a full disk or a permission problem is one line."""
+    """Write bytes or text to path atomically; a full disk or a permission problem is one line."""
     data = data.encode("utf-8") if isinstance(data, str) else data
     try:
-        if callable(data):
-            data(path)
-        else:
-            atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+        atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
     except OSError as e:
         raise UserError(f"cannot save {os.path.abspath(path)} ({e.strerror or e}); the previous file there is "
                         f"intact: free some space or choose another --out, then --resume") from None
@@ -94,61 +91,58 @@ def load_weights(model, ckpt, path):
         raise UserError(f"{path} does not fit this model (other sizes or vocabulary); use another --out") from None
 
 
-class OutLock:
-    """A lock file in --out naming the process that writes there: one run per --out at a time.
+@contextmanager
+def out_lock(out):
+    """A lock file in --out naming the process that writes there, while the block runs: one run per --out.
 
     Created with O_EXCL, so of two runs starting together exactly one gets it; it holds the writer's pid.
-    A lock whose process has died (a crash, kill -9) is taken over; so is one with no pid in it (its
-    writer died before writing one) once it is a minute old, and, where a pid cannot be checked
-    (Windows), one older than a day.
+    A stale lock (lock_holder says who counts as alive) is taken over.
     """
-
-    def __init__(self, out):
-        self.out, self.path = out, os.path.join(out, LOCK)
-
-    def __enter__(self):
-        if os.path.exists(self.out) and not os.path.isdir(self.out):
-            raise UserError(f"--out {self.out} is a file, not a directory; choose a directory")
+    path = os.path.join(out, LOCK)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError(f"--out {out} is a file, not a directory; choose a directory")
+    try:
+        os.makedirs(out, exist_ok=True)
         try:
-            os.makedirs(self.out, exist_ok=True)
-            try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                self.refuse_unless_stale()  # and remove it when its run is gone
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            try:
-                with os.fdopen(fd, "w") as f:
-                    f.write(str(os.getpid()))
-            except OSError:
-                os.unlink(self.path)  # a lock without a pid must not block the next run
-                raise
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
-            raise UserError(f"another run took {self.path} at the same moment; use another --out") from None
-        except OSError as e:
-            raise UserError(f"cannot write to --out {self.out} ({e.strerror or e}); free some space or choose "
-                            f"another directory") from None
-        remove_stale_temps(self.out)  # the temporary files of killed saves (ours only, by name)
-        return self
-
-    def refuse_unless_stale(self):
+            holder = lock_holder(out)
+            if holder:
+                raise UserError(f"{out} is in use by process {holder} (lock file {path}); wait for it to finish or "
+                                f"use another --out; if no run is using it, delete the lock file") from None
+            Path(path).unlink(missing_ok=True)  # stale: its process is gone
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            pid, age = Path(self.path).read_text().strip(), time.time() - os.path.getmtime(self.path)
-        except FileNotFoundError:
-            return  # its run just finished
-        alive = False if pid == str(os.getpid()) else process_alive(pid) if pid else None
-        if (age < (24 * 3600 if pid else 60)) if alive is None else alive:
-            raise UserError(f"{self.out} is in use by process {pid or '(unknown)'} (lock file {self.path}); wait for "
-                            f"it to finish or use another --out; if no run is using it, delete the lock file")
-        Path(self.path).unlink(missing_ok=True)  # stale: its process is gone
-
-    def __exit__(self, *exc):
-        Path(self.path).unlink(missing_ok=True)
+            with os.fdopen(fd, "w") as f:
+                f.write(str(os.getpid()))
+        except OSError:
+            os.unlink(path)  # a lock without a pid must not block the next run
+            raise
+    except FileExistsError:
+        raise UserError(f"another run took {path} at the same moment; use another --out") from None
+    except OSError as e:
+        raise UserError(f"cannot write to --out {out} ({e.strerror or e}); free some space or choose "
+                        f"another directory") from None
+    remove_stale_temps(out)  # the temporary files of killed saves (ours only, by name)
+    try:
+        yield
+    finally:
+        Path(path).unlink(missing_ok=True)
 
 
 def lock_holder(out):
-    """The pid of a live run writing in out, or None."""
+    """The pid of the live run writing in out ("(unknown)" while its fresh lock holds no pid yet), or None.
+
+    A lock is stale, and None is returned, when its process has died (a crash, kill -9), when it names this
+    process (a pid reused, as pid 1 is in every container), when it holds no pid (its writer died before
+    writing one) and is a minute old, or, where a pid cannot be checked (Windows), when it is a day old.
+    """
+    path = os.path.join(out, LOCK)
     try:
-        pid = Path(out, LOCK).read_text().strip()
+        pid, age = Path(path).read_text().strip(), time.time() - os.path.getmtime(path)
     except OSError:
-        return None
-    return pid if pid and pid != str(os.getpid()) and process_alive(pid) else None
+        return None  # no lock, or its run just finished
+    alive = False if pid == str(os.getpid()) else process_alive(pid) if pid else None
+    if (age < (24 * 3600 if pid else 60)) if alive is None else alive:
+        return pid or "(unknown)"
+    return None

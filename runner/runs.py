@@ -4,7 +4,7 @@ The runner (--sample-only), the figures (notes/figures.py), the notes, the bench
 tests all use these, so a run directory is read in one place:
 
     STAGES                      the four stage scripts, in reading order
-    load_run(out, stage=None)   a run's kept model (best.pt, else ckpt.pt) with its tokenizer, config, metrics
+    load_run(out, stage)        a run's kept model (best.pt, else ckpt.pt) with its tokenizer, config, metrics
     launch(stage, out, flags)   run `python <stage>.py --out out flags...` as a child process; its metrics
     capture(model, modules, x)  what each of modules receives when model(x) runs (forward pre-hooks)
 """
@@ -13,8 +13,8 @@ import importlib
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -27,30 +27,17 @@ STAGES = ("bigram_v1", "bigram_v2", "bigram_v3", "gpt")  # the reading order
 ROOT = Path(__file__).resolve().parents[1]  # where the stage scripts are
 
 
-@dataclass
-class LoadedRun:
-    stage: str
-    model: torch.nn.Module  # on the CPU, in eval mode
-    tok: CharTokenizer
-    cfg: dict
-    metrics: dict  # metrics.json, or None for a run that has not finished
-    path: str  # the checkpoint the weights came from
-    step: int  # the step of those weights
-    val: float  # their val estimate (nan before the first evaluation)
-    busy: str = None  # the pid of a run still writing in that directory
+def load_run(out, stage):
+    """The kept model of stage's run in out: best.pt when there is one, else ckpt.pt (a run stopped early).
 
-    @property
-    def finished(self):
-        return self.metrics is not None
-
-
-def load_run(out, stage=None):
-    """The kept model of the run in out: best.pt when there is one, else ckpt.pt (a run stopped early)."""
+    Returns a namespace: stage; model (on the CPU, in eval mode); tok; cfg; metrics (metrics.json, or None
+    for a run that has not finished); path (the checkpoint the weights came from); step (the step of those
+    weights); val (their val estimate, nan before the first evaluation); busy (the pid of a run still
+    writing in out, or None).
+    """
     out = os.path.abspath(out)
     path = next((os.path.join(out, n) for n in (BEST, CHECKPOINT) if os.path.isfile(os.path.join(out, n))),
                 os.path.join(out, BEST))
-    if stage is None:
-        stage = peek_stage(path)
     module = importlib.import_module(stage)
     ckpt = load_checkpoint(path, stage, module.HYPERPARAMETERS,
                            hint=f"train first: `python {stage}.py --out {out}`")
@@ -59,14 +46,8 @@ def load_run(out, stage=None):
     load_weights(model, ckpt, path)
     step = ckpt.get("iter", ckpt.get("step", 0))  # best.pt names its evaluation's step "iter"
     val = ckpt["val"] if "val" in ckpt else (ckpt["history"][-1]["val"] if ckpt.get("history") else float("nan"))
-    return LoadedRun(stage, model.eval(), tok, ckpt["config"], read_metrics(out), path, step, val, lock_holder(out))
-
-
-def peek_stage(path):
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)["stage"]
-    except Exception:
-        raise UserError(f"no readable checkpoint at {path}; train a stage first") from None
+    return SimpleNamespace(stage=stage, model=model.eval(), tok=tok, cfg=ckpt["config"], metrics=read_metrics(out),
+                           path=path, step=step, val=val, busy=lock_holder(out))
 
 
 def launch(stage, out, flags=(), log=None):
@@ -86,18 +67,15 @@ def launch(stage, out, flags=(), log=None):
 @torch.no_grad()
 def capture(model, modules, *inputs):
     """Run model(*inputs) and return what each of modules received as its first argument."""
-    seen = [None] * len(modules)
+    seen = {}
 
-    def keeper(i):
-        def hook(module, args):
-            seen[i] = args[0]
+    def keep(module, args):
+        seen[module] = args[0]
 
-        return hook
-
-    handles = [m.register_forward_pre_hook(keeper(i)) for i, m in enumerate(modules)]
+    handles = [m.register_forward_pre_hook(keep) for m in modules]
     try:
         model(*inputs)
     finally:
         for h in handles:
             h.remove()
-    return seen
+    return [seen.get(m) for m in modules]

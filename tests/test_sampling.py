@@ -226,3 +226,19 @@ def test_generate_passes_temperature_and_top_k_on_with_either_strategy(model, st
         out = sampling.generate(model, PROMPT, n, generator=torch.Generator().manual_seed(0),
                                 block_size=BLOCK, strategy=strategy, **knobs)
         assert torch.equal(out, expected), knobs
+
+
+def test_a_bfloat16_copy_samples_what_the_uncached_bfloat16_model_would_and_leaves_the_original_alone(model):
+    assert sampling.for_sampling(model) is model  # already float32: nothing to copy
+    half = sampling.for_sampling(model, torch.bfloat16)
+    assert all(p.dtype == torch.bfloat16 for p in half.parameters())
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    n = BLOCK - PROMPT.size(1) + 1
+    for loop in ("crop", "halve"):  # the cache gives the uncached bfloat16 model's tokens while the text fits
+        out = sampling.generate(half, PROMPT, n, temperature=0.0, block_size=BLOCK, strategy=loop)
+        assert torch.equal(out, greedy(half, PROMPT, n)), loop
+    drawn = [sampling.generate(half, PROMPT, 40, generator=torch.Generator().manual_seed(5), block_size=BLOCK,
+                               strategy="halve") for _ in range(2)]
+    assert torch.equal(*drawn)  # the same seed, the same text
+    cropped = sampling.generate(half, PROMPT, n, generator=torch.Generator().manual_seed(5), block_size=BLOCK)
+    assert torch.equal(drawn[0][:, : PROMPT.size(1) + n], cropped)
