@@ -129,7 +129,7 @@ MUTANTS = [
     Mutant("sigterm-not-handled", "runner/console.py", '("SIGINT", "SIGTERM", "SIGHUP")', '("SIGINT", "SIGHUP")',
            (RE + "sigterm_and_sighup_stop_between_steps_save_and_resume_exactly[SIGTERM-143]",),
            why="kill, timeout or a cluster's stop kills the run without a checkpoint"),
-    Mutant("stop-status-off-by-one", "runner/console.py", "return 128 + self.signum", "return 129 + self.signum",
+    Mutant("stop-status-off-by-one", "runner/__init__.py", "return 128 + signum if", "return 129 + signum if",
            (SC + "ctrl_c_exits_130_saves_a_checkpoint_and_says_to_resume",), why="Ctrl-C exits 131, not 130"),
     Mutant("ranks-draw-the-same-batches", "runner/__init__.py", "Generator().manual_seed(run.seed + distributed.RANK)",
            "Generator().manual_seed(run.seed)",

@@ -65,7 +65,7 @@ def test_pieces_equal_the_plain_attention_and_its_gradients_with_the_same_mask(m
 
 def test_it_is_one_pytorch_call_whenever_there_is_no_dropout_to_keep_a_mask_for():
     q, k, v = qkv(40, dtype=torch.float32)
-    for kwargs in (dict(is_causal=True), dict(is_causal=False, dropout_p=0.0)):
+    for kwargs in (dict(is_causal=True), dict(is_causal=False, dropout_p=0.0), dict(is_causal=True, scale=0.3)):
         y = attention.attention(q, k, v, **kwargs)
         assert torch.equal(y, F.scaled_dot_product_attention(q, k, v, **kwargs))
     with torch.no_grad():  # no backward to save anything for: PyTorch's call, same seed, same mask
@@ -126,3 +126,45 @@ def test_gpt_training_with_dropout_on_a_cpu_takes_the_pieces_and_stays_reproduci
         model.zero_grad()
     assert len(calls) == 2 * cfg["n_layer"]
     assert losses[0][0] == losses[1][0] and torch.equal(losses[0][1], losses[1][1])
+
+
+def test_sampling_in_bfloat16_widens_to_float32_and_returns_bfloat16():
+    q, k, v = (t.detach().bfloat16() for t in qkv(30))
+    with torch.inference_mode():
+        y = attention.attention(q[:, :, -1:], k, v)  # one new query against every stored key: a sampling step
+        full = attention.attention(q, k, v, is_causal=True)
+    assert y.dtype == full.dtype == torch.bfloat16
+    wide = [t.float() for t in (q, k, v)]
+    assert torch.equal(y, F.scaled_dot_product_attention(wide[0][:, :, -1:], *wide[1:]).bfloat16())
+    assert torch.equal(full, F.scaled_dot_product_attention(*wide, is_causal=True).bfloat16())
+    torch.testing.assert_close(y, full[:, :, -1:])  # the last row of the causal attention, as the cache needs
+    with torch.inference_mode():  # and it passes the scale on
+        assert torch.equal(attention.attention(q, k, v, scale=0.3),
+                           F.scaled_dot_product_attention(*wide, scale=0.3).bfloat16())
+
+
+def test_bfloat16_gradients_come_back_in_bfloat16_close_to_the_exact_ones(monkeypatch):
+    q, k, v = qkv(2 * attention.ROWS + 5)
+    T = q.size(2)
+    mask = recorded_mask(monkeypatch, (2, 3, T, T), 0.2)
+    low = [t.detach().bfloat16().requires_grad_() for t in (q, k, v)]
+    y = attention.attention(*low, is_causal=True, dropout_p=0.2)
+    monkeypatch.undo()
+    expected = plain(q, k, v, mask(), 0.2, 8**-0.5)
+    g = torch.randn_like(expected)
+    y.backward(g.bfloat16())
+    for name, ours, exact in zip("qkv", low, torch.autograd.grad(expected, (q, k, v), g)):
+        assert ours.grad.dtype == torch.bfloat16
+        torch.testing.assert_close(ours.grad.double(), exact, rtol=0.05, atol=0.05, msg=f"d{name} differs")
+
+
+def test_rows_whose_scores_differ_by_thousands_still_get_their_own_softmax(monkeypatch):
+    # each row is shifted by its own largest score before exp: shifting every row by the largest score of
+    # the whole tensor would underflow the rows far below it to 0 / 0
+    q, k, v = qkv(20, dtype=torch.float32)
+    with torch.no_grad():
+        q[:, :, ::2] *= 400.0  # every other query's scores are hundreds of times larger than its neighbours'
+    mask = recorded_mask(monkeypatch, (2, 3, 20, 20), 0.1)
+    y = attention.attention(q, k, v, is_causal=True, dropout_p=0.1)
+    monkeypatch.undo()
+    torch.testing.assert_close(y, plain(q, k, v, mask(), 0.1, 8**-0.5), rtol=1e-4, atol=1e-5)

@@ -65,6 +65,19 @@ def test_each_stage_diff_stays_the_size_of_its_idea(pair):
     assert changed_lines(*pair) <= DIFF_BUDGETS[pair], f"diff -u {pair[0]} {pair[1]} changes {changed_lines(*pair)} lines"
 
 
+def test_every_planted_bug_of_the_mutation_harness_still_finds_its_one_code_line():
+    # tests/mutation.py takes minutes to run, so a refactor could leave one of its bugs pointing at code that
+    # is gone; this finds that at once. The tests each bug names must still exist too.
+    from tests import mutation
+
+    for m in mutation.MUTANTS:
+        mutation.locate(m, (ROOT / m.file).read_text(encoding="utf-8"))  # ListError unless exactly one line
+        for test in m.tests:
+            path, _, name = test.split("[")[0].partition("::")  # a parametrized id: its function before "["
+            assert (ROOT / path).is_file(), f"{m.name}: no file {path}"
+            assert f"def {name}(" in (ROOT / path).read_text(encoding="utf-8") or not name, f"{m.name}: no {test}"
+
+
 def test_code_lines_count_neither_comments_nor_docstrings_nor_blank_lines(tmp_path):
     sample = tmp_path / "sample.py"
     sample.write_text('"""A module\ndocstring."""\n\n# a comment\nx = [1,\n     2]  # two code lines\n\n\n'
