@@ -35,6 +35,8 @@ def attention(q, k, v, is_causal=False, dropout_p=0.0, scale=None):
         return y.to(q.dtype)
     if dropout_p == 0 or q.device.type != "cpu" or not torch.is_grad_enabled() or not is_causal:
         return F.scaled_dot_product_attention(q, k, v, is_causal=is_causal, dropout_p=dropout_p, scale=scale)
+    # contiguous once here (gpt.py's q, k, v are permuted views), so no piece's matmul copies its slice again
+    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
     return CausalDropoutAttention.apply(q, k, v, dropout_p, q.size(-1) ** -0.5 if scale is None else scale)
 
 

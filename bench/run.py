@@ -1,6 +1,6 @@
 """bench/run.py: how fast and how light is this course's code, beside the code it learned from? On this CPU.
 
-    python -m bench.run                            # every CPU section (an hour or so on a 2-core CPU)
+    python -m bench.run                            # every CPU section (about 20 minutes on a 2-core CPU)
     python -m bench.run --only train,sample        # some sections
     python -m bench.run --only gpu                 # gpt.py's default GPU run (a CUDA GPU only)
 

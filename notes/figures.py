@@ -322,7 +322,7 @@ def fig_positions(runs):
     return fig
 
 
-SINUSOID_COLUMNS = (0, 1, 32, 64, 128)  # the columns drawn as curves: one sin/cos pair, then slower ones
+SINUSOID_COLUMNS = (0, 1, 16, 32, 64)  # the columns drawn as curves: one sin/cos pair, then slower ones
 SHIFT = 2.5  # each curve drawn this far below the one before
 
 
