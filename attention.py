@@ -31,8 +31,8 @@ def attention(q, k, v, is_causal=False, dropout_p=0.0, scale=None):
         # sampling with bfloat16 weights: PyTorch's CPU attention kernel runs a single query in bfloat16 two
         # to three times slower than in float32 (measured on the CPU of the README's Results); the keys
         # and values of one sequence are small, so they are widened for the call
-        y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=is_causal, scale=scale)
-        return y.to(q.dtype)
+        wide = (q.float(), k.float(), v.float())
+        return F.scaled_dot_product_attention(*wide, is_causal=is_causal, dropout_p=dropout_p, scale=scale).to(q.dtype)
     if dropout_p == 0 or q.device.type != "cpu" or not torch.is_grad_enabled() or not is_causal:
         return F.scaled_dot_product_attention(q, k, v, is_causal=is_causal, dropout_p=dropout_p, scale=scale)
     # contiguous once here (gpt.py's q, k, v are permuted views), so no piece's matmul copies its slice again

@@ -138,9 +138,14 @@ def test_sampling_in_bfloat16_widens_to_float32_and_returns_bfloat16():
     assert torch.equal(y, F.scaled_dot_product_attention(wide[0][:, :, -1:], *wide[1:]).bfloat16())
     assert torch.equal(full, F.scaled_dot_product_attention(*wide, is_causal=True).bfloat16())
     torch.testing.assert_close(y, full[:, :, -1:])  # the last row of the causal attention, as the cache needs
-    with torch.inference_mode():  # and it passes the scale on
+    with torch.inference_mode():  # and it passes the scale and the dropout on
         assert torch.equal(attention.attention(q, k, v, scale=0.3),
                            F.scaled_dot_product_attention(*wide, scale=0.3).bfloat16())
+        torch.manual_seed(0)
+        dropped = attention.attention(q, k, v, is_causal=True, dropout_p=0.5)
+        torch.manual_seed(0)
+        assert torch.equal(dropped, F.scaled_dot_product_attention(*wide, is_causal=True, dropout_p=0.5).bfloat16())
+        assert not torch.equal(dropped, full)
 
 
 def test_bfloat16_gradients_come_back_in_bfloat16_close_to_the_exact_ones(monkeypatch):
