@@ -28,9 +28,9 @@ ROWS = 64  # queries per piece: each piece's weights are (B, n_head, ROWS, up to
 def attention(q, k, v, is_causal=False, dropout_p=0.0, scale=None):
     """F.scaled_dot_product_attention's result (the same arguments), without its memory on a CPU with dropout."""
     if q.device.type == "cpu" and q.dtype == torch.bfloat16 and not torch.is_grad_enabled():
-        # sampling with bfloat16 weights: PyTorch's CPU attention kernel runs a single query in bfloat16 two
-        # to three times slower than in float32 (measured on the CPU of the README's Results); the keys
-        # and values of one sequence are small, so they are widened for the call
+        # no gradients in bfloat16 (sampling, and evaluation under autocast): PyTorch's CPU attention kernel
+        # is slower in bfloat16 than in float32, two to three times for a sampling step's single query
+        # (measured on the CPU of the README's Results); q, k and v are small, so they are widened for the call
         wide = (q.float(), k.float(), v.float())
         return F.scaled_dot_product_attention(*wide, is_causal=is_causal, dropout_p=dropout_p, scale=scale).to(q.dtype)
     if dropout_p == 0 or q.device.type != "cpu" or not torch.is_grad_enabled() or not is_causal:
