@@ -242,3 +242,28 @@ def test_a_bfloat16_copy_samples_what_the_uncached_bfloat16_model_would_and_leav
     assert torch.equal(*drawn)  # the same seed, the same text
     cropped = sampling.generate(half, PROMPT, n, generator=torch.Generator().manual_seed(5), block_size=BLOCK)
     assert torch.equal(drawn[0][:, : PROMPT.size(1) + n], cropped)
+
+
+def test_the_cache_loop_skips_onednn_for_one_row_of_one_position_only_and_restores_the_setting(model):
+    # onednn(False) is a speed choice (sampling.onednn says why); the text of one row must not change with it
+    seen = []
+
+    class Watch(torch.nn.Module):
+        def forward(self, idx, cache=None):
+            seen.append((idx.shape, torch.backends.mkldnn.enabled))
+            return model(idx, cache=cache)
+
+    before = torch.backends.mkldnn.enabled
+    one = PROMPT[:1]  # (1, 5)
+    tokens = sampling.stream(Watch(), one, BLOCK, temperature=0.0, block_size=BLOCK, strategy="halve")
+    first = next(tokens)  # suspended between two characters: the setting is the caller's again
+    assert torch.backends.mkldnn.enabled == before
+    out = torch.cat([one, first, *tokens], dim=1)[:, : BLOCK + 1]  # while the text fits the block
+    assert torch.backends.mkldnn.enabled == before
+    assert seen[0] == ((1, 5), True) and seen[1] == ((1, 1), False)  # the prompt in one pass, then one at a time
+    assert ((1, BLOCK // 2), True) in seen  # the refill past the block is many positions: oneDNN again
+    assert all(on == (shape.numel() > 1) for shape, on in seen)
+    assert torch.equal(out, greedy(model, one, BLOCK - one.size(1) + 1))  # the uncached model's text
+    with pytest.raises(RuntimeError), sampling.onednn(enabled=not before):
+        raise RuntimeError  # an error inside the block restores the setting too
+    assert torch.backends.mkldnn.enabled == before
