@@ -48,7 +48,8 @@ def for_sampling(model, dtype=torch.float32):
     Drawing one character runs every weight once for a single position, so on a CPU its time goes mostly
     into reading the weights from memory: in bfloat16 (half the bytes, and with onednn() below) the
     lecture's model draws about 2.5x as fast. The text is then that of a bfloat16 model: the same seed
-    gives the same text every time, and the KV cache still gives exactly the tokens of the uncached bfloat16 model (tests/test_sampling.py).
+    gives the same text every time, and the KV cache still gives exactly the tokens of the uncached
+    bfloat16 model (tests/test_sampling.py).
     """
     if all(p.dtype == dtype for p in model.parameters()):
         return model
