@@ -32,14 +32,14 @@ from . import distributed
 from .bookkeeping import Run
 from .config import DEFAULT_SEED, UserError, build_parser, config_problem, default_out, defaults, settle
 from .console import make_output_forgiving, say
-from .device import autocast, machine_info, native_bf16, pick_device, pick_dtype
-from .files import BEST, CHECKPOINT, METRICS, TOKENIZER, load_checkpoint, load_weights, out_lock, save_json
+from .device import machine_info, native_bf16, pick_device, pick_dtype
+from .files import BEST, CHECKPOINT, METRICS, load_checkpoint, load_weights, out_lock, save_json
 from .loop import GRAD_CLIP, MIN_LR_RATIO, bigram_floor, estimate_loss, full_loss, lr_at, make_optimizer, train
 from .runs import STAGES, capture, launch, load_run
 
 # Besides what main() uses, these are here for the notes, the figures, the benchmark, the exercises and the
-# tests to call as runner.<name>: autocast, capture, defaults, estimate_loss, GRAD_CLIP, launch, load_run,
-# lr_at, MIN_LR_RATIO, native_bf16, STAGES, TOKENIZER.
+# tests to call as runner.<name>: capture, defaults, estimate_loss, GRAD_CLIP, launch, load_run, lr_at,
+# MIN_LR_RATIO, native_bf16, STAGES.
 
 
 def main(script, build_model, table, doc=None, gpu_table=None, argv=None):
@@ -80,8 +80,7 @@ def configure(stage, table, gpu_table, args):
         say(f"device: {device.type} ({'chosen with --device' if args.device != 'auto' else 'auto: ' + how})")
     ckpt = None
     if args.resume:
-        ckpt = load_checkpoint(os.path.join(args.out, CHECKPOINT), stage, table,
-                               hint=f"train first: `python {stage}.py --out {args.out}`")
+        ckpt = load_checkpoint(os.path.join(args.out, CHECKPOINT), stage, table)
     cfg = settle(table, gpu_table, device.type == "cuda", ckpt and ckpt["config"], args)
     why = config_problem(cfg, table)
     if why:
@@ -136,7 +135,7 @@ def build(run, build_model):
             done = f": it has finished; --max-iters above {cfg['max_iters']} trains longer" if run.finished() else ""
             say(f"resuming {run.args.out} at step {run.p.step} of {cfg['max_iters']}{done}")
         matmuls = any(isinstance(m, torch.nn.Linear) for m in run.model.modules())  # bigram_v1 has none
-        fmt = f", matmuls in {str(run.dtype).replace('torch.', '')}" if matmuls else ""
+        fmt = f", matmuls in {run.dtype_name}" if matmuls else ""
         procs = f" on {distributed.WORLD} processes" if distributed.WORLD > 1 else ""
         say(f"{run.stage}: {run.params:,} parameters{fmt}{procs}; {len(run.train):,} train and {len(run.val):,} val "
             f"characters; vocabulary {vocab_size}")
@@ -175,7 +174,7 @@ def report(run):
     cfg, p, model = run.cfg, run.p, run.model
     kept = p.best or p.history[-1]
     if kept["iter"] != p.step:
-        load_weights(model, load_checkpoint(run.path(BEST), run.stage, run.table, hint=""), run.path(BEST))
+        load_weights(model, load_checkpoint(run.path(BEST), run.stage, run.table), run.path(BEST))
         say(f"kept the model of step {kept['iter']} (val estimate {kept['val']:.4f}); the last step's was "
             f"{p.history[-1]['val']:.4f}")
     tokens = p.step * cfg["batch_size"] * cfg["block_size"] * distributed.WORLD
@@ -183,7 +182,7 @@ def report(run):
     say(f"trained {p.step} steps in {p.train_seconds:.1f} s" + (f": {speed:,.0f} tokens/s" if speed else ""))
     metrics = dict(stage=run.stage, params=run.params, iters=p.step, kept=kept,
                    batch_size=cfg["batch_size"], block_size=cfg["block_size"], device=run.device.type,
-                   dtype=str(run.dtype).replace("torch.", ""), world_size=distributed.WORLD,
+                   dtype=run.dtype_name, world_size=distributed.WORLD,
                    train_seconds=p.train_seconds, tokens_per_second=speed, **final_losses(run))
     metrics.update(config=cfg, seed=run.seed, text_sha256=run.sha256, history=p.history,
                    machine=machine_info(run.device))
@@ -213,8 +212,7 @@ def sample(run, model, tok):
     args = run.args
     ids = tok.encode(args.prompt) if args.prompt else [tok.stoi.get("\n", 0)]  # a newline starts every speech
     model = sampling.for_sampling(model.eval(), run.dtype)  # bfloat16 weights where the chip has them: faster
-    say(f"---- sample (seed {run.seed}: --seed {run.seed} draws it again; "
-        f"{str(run.dtype).removeprefix('torch.')} weights) ----")
+    say(f"---- sample (seed {run.seed}: --seed {run.seed} draws it again; {run.dtype_name} weights) ----")
     say(args.prompt or "", end="")
     for token in sampling.stream(model, torch.tensor([ids], device=run.device), args.max_new_tokens,
                                  args.temperature, args.top_k, torch.Generator().manual_seed(run.seed),

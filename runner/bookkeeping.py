@@ -47,6 +47,7 @@ class Run:
     def __init__(self, stage, args, table, cfg, device, dtype, seed, ckpt=None):
         self.stage, self.args, self.table, self.cfg, self.ckpt = stage, args, table, cfg, ckpt
         self.device, self.dtype, self.seed, self.autocast = device, dtype, seed, autocast(device, dtype)
+        self.dtype_name = str(dtype).removeprefix("torch.")  # "bfloat16" or "float32": how messages name it
         self.p, self.pending, self.early, self.stop = Progress(), [], False, StopRequest()
 
     def path(self, name):
@@ -59,7 +60,7 @@ class Run:
         end = min(self.cfg["max_iters"], self.args.stop_at or self.cfg["max_iters"])
         self.sync_every = CUDA_SYNC_EVERY if self.device.type == "cuda" else 1
         self.bar = progress_bar(self.stage, self.cfg["max_iters"], self.p.step, enabled=distributed.MAIN)
-        with StopRequest() as self.stop:
+        with self.stop:
             self.t0 = time.perf_counter()
             while self.p.step < end and not self.early:
                 if self.p.step % self.sync_every == 0 and any(distributed.gather(self.stop.signum is not None)):

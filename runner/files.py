@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from data import CharTokenizer
-from data.atomic import atomic_write, process_alive, remove_stale_temps
+from data.atomic import STALE_AFTER_SECONDS, atomic_write, process_alive, remove_stale_temps
 
 from .config import UserError, config_problem
 
@@ -62,10 +62,10 @@ def read_metrics(out):
         raise UserError(f"{Path(out, METRICS)} is unreadable ({e}); delete it or train again") from None
 
 
-def load_checkpoint(path, stage, table, hint):
+def load_checkpoint(path, stage, table):
     """Read a checkpoint and check what every use needs: its stage, weights, config and tokenizer."""
     if not os.path.isfile(path):
-        raise UserError(f"no trained model at {path}; {hint}")
+        raise UserError(f"no trained model at {path}; train first: `python {stage}.py --out {os.path.dirname(path)}`")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated, not a torch file, a pickle that is not plain data
@@ -143,6 +143,6 @@ def lock_holder(out):
     except OSError:
         return None  # no lock, or its run just finished
     alive = False if pid == str(os.getpid()) else process_alive(pid) if pid else None
-    if (age < (24 * 3600 if pid else 60)) if alive is None else alive:
+    if (age < (STALE_AFTER_SECONDS if pid else 60)) if alive is None else alive:
         return pid or "(unknown)"
     return None

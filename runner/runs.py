@@ -39,8 +39,7 @@ def load_run(out, stage):
     path = next((os.path.join(out, n) for n in (BEST, CHECKPOINT) if os.path.isfile(os.path.join(out, n))),
                 os.path.join(out, BEST))
     module = importlib.import_module(stage)
-    ckpt = load_checkpoint(path, stage, module.HYPERPARAMETERS,
-                           hint=f"train first: `python {stage}.py --out {out}`")
+    ckpt = load_checkpoint(path, stage, module.HYPERPARAMETERS)
     tok = CharTokenizer.from_dict(ckpt["tokenizer"])
     model = module.build_model(ckpt["config"], tok.vocab_size)
     load_weights(model, ckpt, path)
