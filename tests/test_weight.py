@@ -17,11 +17,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSON = ("bigram_v1.py", "bigram_v2.py", "bigram_v3.py", "gpt.py", "attention.py", "sampling.py")
-# Issue 15 asked for runner/ <= 550 (from 989). It holds 746 today, after the memory estimate went and tqdm
+# Issue 15 asked for runner/ <= 550 (from 989). It holds 744 today, after the memory estimate went and tqdm
 # alone took over the progress display: the run API that figures, bench and tests used to repeat (runs.py),
 # torchrun, exact --resume, keep-the-best, checkpoint validation and the one-line errors of notes/running.md's
-# "What survives what". The budget keeps it from growing back while the next step looks for what else can go.
-BUDGETS = {"runner": 746, "data": 220, "bench": 450, "notes/figures.py": 300, "tests/mutation.py": 250}
+# "What survives what". Two reads of every function found about ten more lines that could go without losing
+# one of those; 550 would cost some of them. The budget keeps it from growing back.
+BUDGETS = {"runner": 744, "data": 220, "bench": 450, "notes/figures.py": 300, "tests/mutation.py": 250}
 DIFF_BUDGETS = {("bigram_v1.py", "bigram_v2.py"): 35, ("bigram_v2.py", "bigram_v3.py"): 60,
                 ("bigram_v3.py", "gpt.py"): 130}
 
