@@ -10,9 +10,9 @@ weights, their dropout mask and their softmax for backward: about 300 MB per lay
 and three times the time of the fused kernel.
 
 So for that one case (a CPU, training, dropout above 0) this file computes the same thing itself, a few
-rows of queries at a time, keeping only what backward cannot recompute cheaply: the dropout mask (one
-byte per weight, only for the keys each piece can see) and one number per row (the softmax's
-log-normaliser). Backward recomputes the weights from q and k. The result is the lecture's attention
+rows of queries at a time, keeping only what backward cannot recompute: the dropout mask (one byte per
+weight, only for the keys each piece can see). Backward recomputes the weights from q and k with
+PyTorch's fused softmax (one pass for the max, exp, sum and division). The result is the lecture's attention
 exactly (the weights of each row sum to 1, each is zeroed with probability dropout_p and the rest scaled
 by 1 / (1 - dropout_p)); only which random numbers draw the mask differs. tests/test_attention.py checks
 the output and every gradient against the plain version with the same mask, and `python -m bench.run
@@ -40,13 +40,13 @@ def attention(q, k, v, is_causal=False, dropout_p=0.0, scale=None):
     return CausalDropoutAttention.apply(q, k, v, dropout_p, q.size(-1) ** -0.5 if scale is None else scale)
 
 
-def scores(q, k, start, end, scale):
-    """The scaled scores of queries start:end against keys 0:end in float32 (or float64), the future at -inf."""
+def weights(q, k, start, end):
+    """The softmax weights of queries start:end (q already scaled) over keys 0:end, the future masked out, in
+    q's number format (a bfloat16 softmax computes in float32 inside and rounds once, at the end)."""
     s = torch.matmul(q[:, :, start:end], k[:, :, :end].transpose(-1, -2))  # (B, n_head, rows, end)
-    s = s.to(torch.promote_types(q.dtype, torch.float32)).mul_(scale)
     future = torch.ones(end - start, end - start, dtype=torch.bool, device=q.device).triu_(1)
     s[..., start:end].masked_fill_(future, float("-inf"))  # only the last rows x rows square has a future
-    return s
+    return torch.softmax(s, dim=-1)
 
 
 class CausalDropoutAttention(torch.autograd.Function):
@@ -56,37 +56,33 @@ class CausalDropoutAttention(torch.autograd.Function):
     def forward(ctx, q, k, v, p, scale):
         T = q.size(2)
         out = torch.empty_like(q)
-        lse = q.new_empty(*q.shape[:3], 1, dtype=torch.promote_types(q.dtype, torch.float32))  # (B, n_head, T, 1)
+        qs = q * scale  # scaling q once scales every score
         keeps = []
         for start in range(0, T, ROWS):
             end = min(start + ROWS, T)
-            s = scores(q, k, start, end, scale)
-            top = s.amax(-1, keepdim=True)
-            w = s.sub_(top).exp_()  # the weights before the softmax divides by their sum
-            total = w.sum(-1, keepdim=True)
-            lse[:, :, start:end] = top + total.log()
+            w = weights(qs, k, start, end)  # (B, n_head, rows, end)
             keeps.append(torch.rand(w.shape, device=q.device) >= p)  # keep each weight with probability 1 - p
-            dropped = w.mul_(keeps[-1]).to(v.dtype)
-            # the softmax's division and dropout's 1 / (1 - p) both wait for the small (rows, head_size) result
-            out[:, :, start:end] = torch.matmul(dropped, v[:, :, :end]) / (total * (1 - p))
-        ctx.save_for_backward(q, k, v, out, lse, *keeps)
+            out[:, :, start:end] = torch.matmul(w.mul_(keeps[-1]), v[:, :, :end])
+        out /= 1 - p  # dropout's scale, applied once
+        ctx.save_for_backward(qs, k, v, out, *keeps)
         ctx.p, ctx.scale = p, scale
         return out
 
     @staticmethod
     def backward(ctx, dout):
-        q, k, v, out, lse, *keeps = ctx.saved_tensors
-        p, scale, wide = ctx.p, ctx.scale, lse.dtype
-        dq, dk, dv = (torch.zeros_like(t, dtype=wide) for t in (q, k, v))
+        qs, k, v, out, *keeps = ctx.saved_tensors
+        p, scale, wide = ctx.p, ctx.scale, torch.promote_types(qs.dtype, torch.float32)
+        dq = torch.empty_like(qs, dtype=wide)
+        dk, dv = (torch.zeros_like(t, dtype=wide) for t in (k, v))
         # the softmax's backward needs sum_j w_ij * dw_ij for each row, which equals dout_i . out_i
         row_dot = (dout.to(wide) * out.to(wide)).sum(-1, keepdim=True)  # (B, n_head, T, 1)
         dout = (dout / (1 - p)).to(v.dtype)  # dropout's scale, applied once
-        for i, start in enumerate(range(0, q.size(2), ROWS)):
-            end, keep = min(start + ROWS, q.size(2)), keeps[i]
-            w = scores(q, k, start, end, scale).sub_(lse[:, :, start:end]).exp_()  # the softmax weights again
-            dv[:, :, :end] += torch.matmul((w * keep).to(v.dtype).transpose(-1, -2), dout[:, :, start:end])
-            dw = torch.matmul(dout[:, :, start:end], v[:, :, :end].transpose(-1, -2)).mul_(keep).to(wide)
-            ds = w.mul_(dw.sub_(row_dot[:, :, start:end])).to(q.dtype)  # through the softmax
+        for i, start in enumerate(range(0, qs.size(2), ROWS)):
+            end, keep = min(start + ROWS, qs.size(2)), keeps[i]
+            w = weights(qs, k, start, end)  # the softmax weights again
+            dv[:, :, :end] += torch.matmul((w * keep).transpose(-1, -2), dout[:, :, start:end])
+            dw = torch.matmul(dout[:, :, start:end], v[:, :, :end].transpose(-1, -2)).mul_(keep)
+            ds = dw.to(wide).sub_(row_dot[:, :, start:end]).mul_(w).to(qs.dtype)  # through the softmax
             dq[:, :, start:end] = torch.matmul(ds, k[:, :, :end])
-            dk[:, :, :end] += torch.matmul(ds.transpose(-1, -2), q[:, :, start:end])
-        return (dq * scale).to(q.dtype), (dk * scale).to(k.dtype), dv.to(v.dtype), None, None
+            dk[:, :, :end] += torch.matmul(ds.transpose(-1, -2), qs[:, :, start:end])
+        return (dq * scale).to(qs.dtype), dk.to(k.dtype), dv.to(v.dtype), None, None

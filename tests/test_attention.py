@@ -95,7 +95,7 @@ def test_training_with_dropout_keeps_a_fraction_of_what_pytorchs_math_kernel_kee
     theirs = saved_bytes(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=0.2))
     weights, inputs = 4 * 6 * 256 * 256 * 4, 4 * 6 * 256 * 64 * 4  # bytes: float32 (T, T) per head; q, k or v
     assert theirs >= 2 * weights  # the math kernel keeps the weights and more of that size
-    # ours keeps q, k, v, the output, one number per row and a one-byte mask of the keys each query sees
+    # ours keeps q (scaled), k, v, the output and a one-byte mask of the keys each query sees
     assert ours - 4 * inputs < weights / 4
 
 
