@@ -10,9 +10,10 @@ weights, their dropout mask and their softmax for backward: about 300 MB per lay
 and three times the time of the fused kernel.
 
 So for that one case (a CPU, training, dropout above 0) this file computes the same thing itself, a few
-rows of queries at a time, keeping only what backward cannot recompute: the dropout mask (one byte per
-weight, only for the keys each piece can see). Backward recomputes the weights from q and k with
-PyTorch's fused softmax (one pass for the max, exp, sum and division). The result is the lecture's attention
+rows of queries at a time. For backward it keeps q (scaled), k, v and the output, all (T, head_size) per
+head, and of the (T, T) ones only the dropout mask (one byte per weight, only for the keys each piece can
+see); it recomputes the weights from q and k with PyTorch's softmax (one call, no intermediate tensors).
+The result is the lecture's attention
 exactly (the weights of each row sum to 1, each is zeroed with probability dropout_p and the rest scaled
 by 1 / (1 - dropout_p)); only which random numbers draw the mask differs. tests/test_attention.py checks
 the output and every gradient against the plain version with the same mask, and `python -m bench.run
@@ -52,7 +53,10 @@ def weights(q, k, start, end):
 class CausalDropoutAttention(torch.autograd.Function):
     """Causal attention with dropout on the weights, one piece of ROWS queries at a time."""
 
+    # backward runs under the same autocast setting as forward did (the training step's), so the recomputed
+    # weights come out in the same number format as the first ones
     @staticmethod
+    @torch.amp.custom_fwd(device_type="cpu")
     def forward(ctx, q, k, v, p, scale):
         T = q.size(2)
         out = torch.empty_like(q)
@@ -63,26 +67,32 @@ class CausalDropoutAttention(torch.autograd.Function):
             w = weights(qs, k, start, end)  # (B, n_head, rows, end)
             keeps.append(torch.rand(w.shape, device=q.device) >= p)  # keep each weight with probability 1 - p
             out[:, :, start:end] = torch.matmul(w.mul_(keeps[-1]), v[:, :, :end])
-        out /= 1 - p  # dropout's scale, applied once
+        # dropout's 1 / (1 - p) divides the small (T, head_size) output, not every (T, T) weight: a matmul is
+        # linear, so scaling before or after it gives the same result
+        out /= 1 - p
         ctx.save_for_backward(qs, k, v, out, *keeps)
         ctx.p, ctx.scale = p, scale
         return out
 
     @staticmethod
+    @torch.amp.custom_bwd(device_type="cpu")
     def backward(ctx, dout):
         qs, k, v, out, *keeps = ctx.saved_tensors
+        # the gradients are summed in float32 (float64 for float64 inputs), so adding up pieces loses no digits;
+        # dq's rows are each written by one piece, while every piece adds to dk and dv, which start at zero
         p, scale, wide = ctx.p, ctx.scale, torch.promote_types(qs.dtype, torch.float32)
         dq = torch.empty_like(qs, dtype=wide)
         dk, dv = (torch.zeros_like(t, dtype=wide) for t in (k, v))
         # the softmax's backward needs sum_j w_ij * dw_ij for each row, which equals dout_i . out_i
         row_dot = (dout.to(wide) * out.to(wide)).sum(-1, keepdim=True)  # (B, n_head, T, 1)
-        dout = (dout / (1 - p)).to(v.dtype)  # dropout's scale, applied once
+        dout = (dout / (1 - p)).to(v.dtype)  # the 1 / (1 - p) that dv and dw both carry, applied once
         for i, start in enumerate(range(0, qs.size(2), ROWS)):
             end, keep = min(start + ROWS, qs.size(2)), keeps[i]
             w = weights(qs, k, start, end)  # the softmax weights again
             dv[:, :, :end] += torch.matmul((w * keep).transpose(-1, -2), dout[:, :, start:end])
             dw = torch.matmul(dout[:, :, start:end], v[:, :, :end].transpose(-1, -2)).mul_(keep)
-            ds = dw.to(wide).sub_(row_dot[:, :, start:end]).mul_(w).to(qs.dtype)  # through the softmax
+            # through the softmax: ds_ij = w_ij * (dw_ij - sum_j w_ij * dw_ij), with the weights before dropout
+            ds = dw.to(wide).sub_(row_dot[:, :, start:end]).mul_(w).to(qs.dtype)
             dq[:, :, start:end] = torch.matmul(ds, k[:, :, :end])
-            dk[:, :, :end] += torch.matmul(ds.transpose(-1, -2), qs[:, :, start:end])
-        return (dq * scale).to(qs.dtype), dk.to(k.dtype), dv.to(v.dtype), None, None
+            dk[:, :, :end] += torch.matmul(ds.transpose(-1, -2), qs[:, :, start:end])  # qs carries the scale
+        return (dq * scale).to(qs.dtype), dk.to(k.dtype), dv.to(v.dtype), None, None  # scores = scale * q k^T

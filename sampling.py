@@ -46,10 +46,10 @@ def for_sampling(model, dtype=torch.float32):
     """model itself when its weights are in dtype already, else a copy of it in dtype (the original stays).
 
     Drawing one character runs every weight once for a single position, so on a CPU its time goes mostly
-    into reading the weights from memory: in bfloat16 (half the bytes, and with onednn() below) the
-    lecture's model draws about 2.5x as fast. The text is then that of a bfloat16 model: the same seed
-    gives the same text every time, and the KV cache still gives exactly the tokens of the uncached
-    bfloat16 model (tests/test_sampling.py).
+    into reading the weights from memory: in bfloat16 (half the bytes), with onednn() below, it draws
+    faster (notes/running.md, Performance). The text is then that of a bfloat16 model: the same seed
+    gives the same text every time, and with the KV cache it was the uncached bfloat16 model's, token for
+    token, in every test (tests/test_sampling.py).
     """
     if all(p.dtype == dtype for p in model.parameters()):
         return model
@@ -83,12 +83,15 @@ def onednn(enabled):
     """Turn PyTorch's use of oneDNN for CPU matmuls on or off inside the block (torch.backends.mkldnn.enabled).
 
     Why the KV cache loop turns it off: oneDNN is built for many rows at a time. For one new character of
-    one text (a single row), PyTorch's own bfloat16 matmul ran the lecture's model about twice as fast on
-    the CPU we measured, while for the cache's refill (128 rows) oneDNN was six times faster. Only the
-    kernel changes: the weights, the number format and the seed's text stay as they are.
+    one text (idx of shape (1, 1): a single matrix row), PyTorch's own bfloat16 matmul ran the lecture's
+    model about twice as fast on the CPU we measured, while for the cache's refill (128 rows) oneDNN was
+    six times faster (notes/running.md, Performance). Only the kernel changes, not the weights or their
+    number format; the two kernels may add in another order, so a near tie could round the other way
+    (the tests see the same text). The setting is PyTorch's, shared by every thread; once the block ends
+    it is what it was, and oneDNN stays off in it if the caller had turned it off.
     """
     was = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = enabled
+    torch.backends.mkldnn.enabled = was and enabled
     try:
         yield
     finally:
@@ -117,7 +120,7 @@ def stream(model, idx, max_new_tokens, temperature=1.0, top_k=None, generator=No
     # goes on. The model then sees between half a block and a full block of context (notes/running.md, Performance).
     cache, window = KVCache(block_size), idx[:, -block_size:]
     for i in range(max_new_tokens):
-        with onednn(enabled=window.numel() > 1):  # not for one row of one position: onednn() says why
+        with onednn(enabled=window.numel() > 1):  # off for (B, T) = (1, 1): onednn() says why
             logits, _ = model(window, cache=cache)  # (B, T, vocab_size): only the new positions
         cache.length += window.size(1)
         idx_next = pick_next(logits[:, -1, :], temperature, top_k, generator)  # (B, 1)

@@ -164,8 +164,8 @@ def test_bfloat16_gradients_come_back_in_bfloat16_close_to_the_exact_ones(monkey
 
 
 def test_rows_whose_scores_differ_by_thousands_still_get_their_own_softmax(monkeypatch):
-    # each row is shifted by its own largest score before exp: shifting every row by the largest score of
-    # the whole tensor would underflow the rows far below it to 0 / 0
+    # each row's softmax must be shifted by that row's own largest score before exp: a hand-written softmax
+    # that shifted every row by the largest score of the whole tensor would underflow the rows far below it
     q, k, v = qkv(20, dtype=torch.float32)
     with torch.no_grad():
         q[:, :, ::2] *= 400.0  # every other query's scores are hundreds of times larger than its neighbours'
