@@ -38,7 +38,9 @@ def attention(q, k, v, is_causal=False, dropout_p=0.0, scale=None):
         return F.scaled_dot_product_attention(q, k, v, is_causal=is_causal, dropout_p=dropout_p, scale=scale)
     # contiguous once here (gpt.py's q, k, v are permuted views), so no piece's matmul copies its slice again
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
-    return CausalDropoutAttention.apply(q, k, v, dropout_p, q.size(-1) ** -0.5 if scale is None else scale)
+    # in q's number format, as backward (which runs outside the training step's autocast) recomputes it
+    with torch.autocast(q.device.type, enabled=False):
+        return CausalDropoutAttention.apply(q, k, v, dropout_p, q.size(-1) ** -0.5 if scale is None else scale)
 
 
 def weights(q, k, start, end):
@@ -53,10 +55,7 @@ def weights(q, k, start, end):
 class CausalDropoutAttention(torch.autograd.Function):
     """Causal attention with dropout on the weights, one piece of ROWS queries at a time."""
 
-    # backward runs under the same autocast setting as forward did (the training step's), so the recomputed
-    # weights come out in the same number format as the first ones
     @staticmethod
-    @torch.amp.custom_fwd(device_type="cpu")
     def forward(ctx, q, k, v, p, scale):
         T = q.size(2)
         out = torch.empty_like(q)
@@ -75,7 +74,6 @@ class CausalDropoutAttention(torch.autograd.Function):
         return out
 
     @staticmethod
-    @torch.amp.custom_bwd(device_type="cpu")
     def backward(ctx, dout):
         qs, k, v, out, *keeps = ctx.saved_tensors
         # the gradients are summed in float32 (float64 for float64 inputs), so adding up pieces loses no digits;

@@ -173,3 +173,15 @@ def test_rows_whose_scores_differ_by_thousands_still_get_their_own_softmax(monke
     y = attention.attention(q, k, v, is_causal=True, dropout_p=0.1)
     monkeypatch.undo()
     torch.testing.assert_close(y, plain(q, k, v, mask(), 0.1, 8**-0.5), rtol=1e-4, atol=1e-5)
+
+
+def test_under_autocast_the_pieces_compute_in_the_inputs_format_as_their_backward_does():
+    # backward runs outside the training step's autocast, so forward must not let autocast lower its matmuls
+    q, k, v = qkv(70, dtype=torch.float32)
+    torch.manual_seed(0)
+    plain_y = attention.attention(q, k, v, is_causal=True, dropout_p=0.2)
+    torch.manual_seed(0)  # the same dropout mask
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = attention.attention(q, k, v, is_causal=True, dropout_p=0.2)
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y, plain_y, rtol=1e-6, atol=1e-6)  # bfloat16 matmuls would differ by ~1e-2
