@@ -13,11 +13,11 @@ So for that one case (a CPU, training, dropout above 0) this file computes the s
 rows of queries at a time. For backward it keeps q (scaled), k, v and the output, all (T, head_size) per
 head, and of the (T, T) ones only the dropout mask (one byte per weight, only for the keys each piece can
 see); it recomputes the weights from q and k with PyTorch's softmax (one call, no intermediate tensors).
-The result is the lecture's attention
-exactly (the weights of each row sum to 1, each is zeroed with probability dropout_p and the rest scaled
-by 1 / (1 - dropout_p)); only which random numbers draw the mask differs. tests/test_attention.py checks
-the output and every gradient against the plain version with the same mask, and `python -m bench.run
---only train` measures the saving beside the lecture's code.
+It computes the lecture's attention (the weights of each row sum to 1, each is zeroed with probability
+dropout_p and the rest scaled by 1 / (1 - dropout_p)); only which random numbers draw the mask differs,
+and in bfloat16 where the rounding falls. tests/test_attention.py checks the output and every gradient
+against the plain version with the same mask, and `python -m bench.run --only train` measures the saving
+beside the lecture's code.
 """
 
 import torch

@@ -269,3 +269,6 @@ def test_the_cache_loop_skips_onednn_for_one_row_of_one_position_only_and_restor
     with pytest.raises(RuntimeError), sampling.onednn(enabled=not before):
         raise RuntimeError  # an error inside the block restores the setting too
     assert torch.backends.mkldnn.enabled == before
+    with sampling.onednn(enabled=False), sampling.onednn(enabled=True):
+        assert not torch.backends.mkldnn.enabled  # a caller who turned oneDNN off keeps it off
+    assert torch.backends.mkldnn.enabled == before
