@@ -13,7 +13,6 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 import runner
-from attention import attention
 
 # hyperparameters: name=(default, lowest, highest, what it is); each is also a flag (see --help)
 HYPERPARAMETERS = dict(
@@ -45,7 +44,6 @@ class MultiHeadAttention(nn.Module):
         # key, query and value of every head in one Linear: rows [q heads | k heads | v heads]
         self.qkv = nn.Linear(n_embd, 3 * n_embd, bias=False)
         self.proj = nn.Linear(n_embd, n_embd)  # mixes the heads' outputs back
-        self.proj.is_residual_projection = True  # it writes into the residual stream: GPT-2's init shrinks it
         self.resid_dropout = nn.Dropout(dropout)
 
     def forward(self, x, cache=None):
@@ -54,9 +52,9 @@ class MultiHeadAttention(nn.Module):
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, n_head, T, head_size)
         if cache is not None:  # sampling: add k, v to the earlier positions' (sampling.py's KVCache)
             k, v = cache.update(self, k, v)  # each (B, n_head, positions so far, head_size)
-        # softmax(q k^T / sqrt(head_size)) under the causal mask, dropout, @ v: one call; one new token needs no mask
-        p = self.dropout if self.training else 0.0
-        y = attention(q, k, v, is_causal=T > 1, dropout_p=p)  # (B, n_head, T, head_size); attention.py says why
+        # bigram_v3's Head in one call: softmax(q k^T / sqrt(head_size)) under the causal mask, dropout, @ v;
+        # one new token (T = 1, sampling with the cache) sees every stored position, so it needs no mask
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1, dropout_p=self.dropout if self.training else 0)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): the heads side by side, as torch.cat did
         return self.resid_dropout(self.proj(y))  # (B, T, C)
 
@@ -72,7 +70,6 @@ class FeedForward(nn.Module):
             nn.Linear(4 * n_embd, n_embd),  # (B, T, n_embd)
             nn.Dropout(dropout),
         )
-        self.net[2].is_residual_projection = True  # it writes into the residual stream: GPT-2's init shrinks it
 
     def forward(self, x):
         return self.net(x)
@@ -101,15 +98,14 @@ class GPTLanguageModel(nn.Module):
         # each token looks up a dense vector; so does each position in the block
         self.token_embedding_table = nn.Embedding(vocab_size, n_embd)
         self.position_embedding_table = nn.Embedding(block_size, n_embd)
-        self.emb_dropout = nn.Dropout(dropout)  # not in the lecture; nanoGPT has it (notes/running.md)
         self.blocks = nn.ModuleList([Block(n_embd=n_embd, n_head=n_head, dropout=dropout) for _ in range(n_layer)])
         self.ln_f = nn.LayerNorm(n_embd)  # final layer norm
         self.lm_head = nn.Linear(n_embd, vocab_size)  # from embedding space to logits
-        # GPT-2's init: weights ~ N(0, 0.02) and zero biases; residual projections shrunk by depth, so the
-        # residual stream's variance does not grow with every block added
-        for module in self.modules():
+        # GPT-2's init: weights ~ N(0, 0.02) and zero biases; the two layers that write into the residual stream
+        # (attention's proj, the MLP's last Linear) shrunk by depth, so its variance does not grow with every block
+        for name, module in self.named_modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
-                std = 0.02 / (2 * n_layer) ** 0.5 if getattr(module, "is_residual_projection", False) else 0.02
+                std = 0.02 / (2 * n_layer) ** 0.5 if name.endswith(("sa.proj", "ffwd.net.2")) else 0.02
                 nn.init.normal_(module.weight, mean=0.0, std=std)
                 if getattr(module, "bias", None) is not None:
                     nn.init.zeros_(module.bias)
@@ -120,7 +116,7 @@ class GPTLanguageModel(nn.Module):
         start = 0 if cache is None else cache.length  # with a cache, idx goes on from the positions stored there
         tok_emb = self.token_embedding_table(idx)  # (B, T, n_embd)
         pos_emb = self.position_embedding_table(torch.arange(start, start + T, device=idx.device))  # (T, n_embd)
-        x = self.emb_dropout(tok_emb + pos_emb)  # (B, T, n_embd): the same position vectors for every row
+        x = tok_emb + pos_emb  # (B, T, n_embd): broadcast adds the same position vectors to every row
         for block in self.blocks:
             x = block(x, cache)  # (B, T, n_embd)
         x = self.ln_f(x)  # (B, T, n_embd)

@@ -13,13 +13,8 @@ Two loops, chosen by `strategy`:
   "halve"  keeps every layer's keys and values in a KVCache, so a new character costs a forward pass
            over one position. gpt.py's model takes the cache (its forward's `cache=`).
 
-for_sampling(model, dtype) gives the model to draw with: itself, or a bfloat16 copy where the chip has
-fast bfloat16 (the runner passes its number format); onednn() picks the faster CPU matmul for each step.
 Nothing here knows about files or the command line: the runner, the benchmark and the notes call it.
 """
-
-import copy
-from contextlib import contextmanager
 
 import torch
 from torch.nn import functional as F
@@ -40,20 +35,6 @@ def pick_next(logits, temperature=1.0, top_k=None, generator=None):
         logits = logits.masked_fill(logits < kth, float("-inf"))
     probs = F.softmax(logits, dim=-1).cpu()  # sampled on the CPU so a seed gives the same text on any device
     return torch.multinomial(probs, num_samples=1, generator=generator).to(logits.device)
-
-
-def for_sampling(model, dtype=torch.float32):
-    """model itself when its weights are in dtype already, else a copy of it in dtype (the original stays).
-
-    Drawing one character runs every weight once for a single position, so on a CPU its time goes mostly
-    into reading the weights from memory: in bfloat16 (half the bytes), with onednn() below, it draws
-    faster (notes/running.md, Performance). The text is then that of a bfloat16 model: the same seed
-    gives the same text every time, and with the KV cache it was the uncached bfloat16 model's, token for
-    token, in every test (tests/test_sampling.py).
-    """
-    if all(p.dtype == dtype for p in model.parameters()):
-        return model
-    return copy.deepcopy(model).to(dtype)
 
 
 class KVCache:
@@ -78,35 +59,18 @@ class KVCache:
         return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
 
 
-@contextmanager
-def onednn(enabled):
-    """Turn PyTorch's use of oneDNN for CPU matmuls on or off inside the block (torch.backends.mkldnn.enabled).
-
-    Why the KV cache loop turns it off: oneDNN is built for many rows at a time. For one new character of
-    one text (idx of shape (1, 1): a single matrix row), PyTorch's own bfloat16 matmul ran the lecture's
-    model about twice as fast on the CPU we measured, while for the cache's refill (128 rows) oneDNN was
-    six times faster (notes/running.md, Performance). Only the kernel changes, not the weights or their
-    number format; the two kernels may add in another order, so a near tie could round the other way
-    (the tests see the same text). The setting is PyTorch's, shared by every thread; once the block ends
-    it is what it was, and oneDNN stays off in it if the caller had turned it off.
-    """
-    was = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = was and enabled
-    try:
-        yield
-    finally:
-        torch.backends.mkldnn.enabled = was
-
-
 @torch.inference_mode()  # like no_grad, and it also skips autograd's bookkeeping on every tensor
 def stream(model, idx, max_new_tokens, temperature=1.0, top_k=None, generator=None, block_size=None,
            strategy="crop"):
     """Yield max_new_tokens sampled tokens, each (B, 1), that continue idx (B, T), as they are drawn.
 
-    block_size: the model's context; the window "crop" keeps (None: all of idx) and the cache "halve" needs.
+    block_size: the model's context, the window "crop" keeps and the cache "halve" fills; None: the model's
+    own, the rows of its position table (bigram_v1 has none: it reads one character, so any idx fits).
     """
     if strategy not in ("halve", "crop"):
         raise ValueError(f"unknown strategy {strategy!r}: use 'halve' or 'crop'")
+    if block_size is None and hasattr(model, "position_embedding_table"):
+        block_size = model.position_embedding_table.num_embeddings
     if strategy == "crop" or max_new_tokens == 0:
         for _ in range(max_new_tokens):
             logits, _ = model(idx if block_size is None else idx[:, -block_size:])  # (B, T, vocab_size)
@@ -120,8 +84,7 @@ def stream(model, idx, max_new_tokens, temperature=1.0, top_k=None, generator=No
     # goes on. The model then sees between half a block and a full block of context (notes/running.md, Performance).
     cache, window = KVCache(block_size), idx[:, -block_size:]
     for i in range(max_new_tokens):
-        with onednn(enabled=window.numel() > 1):  # off for (B, T) = (1, 1): onednn() says why
-            logits, _ = model(window, cache=cache)  # (B, T, vocab_size): only the new positions
+        logits, _ = model(window, cache=cache)  # (B, T, vocab_size): only the new positions
         cache.length += window.size(1)
         idx_next = pick_next(logits[:, -1, :], temperature, top_k, generator)  # (B, 1)
         idx = torch.cat((idx, idx_next), dim=1)

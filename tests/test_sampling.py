@@ -16,6 +16,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+import bigram_v1
 import gpt
 import runner
 import sampling
@@ -228,47 +229,18 @@ def test_generate_passes_temperature_and_top_k_on_with_either_strategy(model, st
         assert torch.equal(out, expected), knobs
 
 
-def test_a_bfloat16_copy_samples_what_the_uncached_bfloat16_model_would_and_leaves_the_original_alone(model):
-    assert sampling.for_sampling(model) is model  # already float32: nothing to copy
-    half = sampling.for_sampling(model, torch.bfloat16)
-    assert all(p.dtype == torch.bfloat16 for p in half.parameters())
-    assert all(p.dtype == torch.float32 for p in model.parameters())
-    n = BLOCK - PROMPT.size(1) + 1
-    for loop in ("crop", "halve"):  # the cache gives the uncached bfloat16 model's tokens while the text fits
-        out = sampling.generate(half, PROMPT, n, temperature=0.0, block_size=BLOCK, strategy=loop)
-        assert torch.equal(out, greedy(half, PROMPT, n)), loop
-    drawn = [sampling.generate(half, PROMPT, 40, generator=torch.Generator().manual_seed(5), block_size=BLOCK,
-                               strategy="halve") for _ in range(2)]
-    assert torch.equal(*drawn)  # the same seed, the same text
-    cropped = sampling.generate(half, PROMPT, n, generator=torch.Generator().manual_seed(5), block_size=BLOCK)
-    assert torch.equal(drawn[0][:, : PROMPT.size(1) + n], cropped)
+@pytest.mark.parametrize("strategy", ["halve", "crop"])
+def test_without_block_size_generate_uses_the_models_own_context_past_the_end_of_its_block(model, strategy):
+    # block_size=None: the model's own context (its position table's rows), so a text longer than the block
+    # is drawn as with block_size=BLOCK instead of failing inside nn.Embedding
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    out = sampling.generate(model, PROMPT, 3 * BLOCK, generator=g(), strategy=strategy)
+    assert torch.equal(out, sampling.generate(model, PROMPT, 3 * BLOCK, generator=g(), block_size=BLOCK,
+                                              strategy=strategy))
+    assert out.shape == (PROMPT.size(0), PROMPT.size(1) + 3 * BLOCK)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_the_cache_loop_skips_onednn_for_one_row_of_one_position_only_and_restores_the_setting(model, dtype):
-    # onednn(False) is a speed choice (sampling.onednn says why); the text of one row must not change with it.
-    # In bfloat16 the single-row steps then really take another kernel than the uncached model's passes.
-    seen, model = [], sampling.for_sampling(model, dtype)
-
-    class Watch(torch.nn.Module):
-        def forward(self, idx, cache=None):
-            seen.append((idx.shape, torch.backends.mkldnn.enabled))
-            return model(idx, cache=cache)
-
-    before = torch.backends.mkldnn.enabled
-    one = PROMPT[:1]  # (1, 5)
-    tokens = sampling.stream(Watch(), one, BLOCK, temperature=0.0, block_size=BLOCK, strategy="halve")
-    first = next(tokens)  # suspended between two characters: the setting is the caller's again
-    assert torch.backends.mkldnn.enabled == before
-    out = torch.cat([one, first, *tokens], dim=1)[:, : BLOCK + 1]  # while the text fits the block
-    assert torch.backends.mkldnn.enabled == before
-    assert seen[0] == ((1, 5), True) and seen[1] == ((1, 1), False)  # the prompt in one pass, then one at a time
-    assert ((1, BLOCK // 2), True) in seen  # the refill past the block is many positions: oneDNN again
-    assert all(on == (shape.numel() > 1) for shape, on in seen)
-    assert torch.equal(out, greedy(model, one, BLOCK - one.size(1) + 1))  # the uncached model's text
-    with pytest.raises(RuntimeError), sampling.onednn(enabled=not before):
-        raise RuntimeError  # an error inside the block restores the setting too
-    assert torch.backends.mkldnn.enabled == before
-    with sampling.onednn(enabled=False), sampling.onednn(enabled=True):
-        assert not torch.backends.mkldnn.enabled  # a caller who turned oneDNN off keeps it off
-    assert torch.backends.mkldnn.enabled == before
+def test_a_bigram_table_without_positions_takes_any_length_of_text():
+    v1 = bigram_v1.build_model(runner.defaults(bigram_v1.HYPERPARAMETERS), 65)
+    out = sampling.generate(v1, PROMPT, 50, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (PROMPT.size(0), PROMPT.size(1) + 50)
