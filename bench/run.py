@@ -160,13 +160,10 @@ def train_job(out, flags, log):
 
 
 def sample_job(cfg, text, chars, repeats, seed):
-    """Time sampling.generate for chars characters from "\\n", as gpt.py samples ("halve", in the runner's
-    number format: bfloat16 where the CPU has it natively, else float32)."""
+    """Time sampling.generate for chars characters from "\\n", as gpt.py samples ("halve", float32 weights)."""
     tok = CharTokenizer.from_text(load_text(text))
     torch.manual_seed(seed)
     model = gpt.build_model(cfg, tok.vocab_size).eval()  # fresh weights: a trained model does the same arithmetic
-    dtype = torch.bfloat16 if runner.native_bf16(torch.device("cpu")) else torch.float32
-    model = sampling.for_sampling(model, dtype)
     idx = torch.tensor([[tok.stoi.get("\n", 0)]])  # (1, 1)
 
     def seconds(n):

@@ -211,8 +211,8 @@ def sample(run, model, tok):
     """Print a sample from model as it is drawn: a stop (Ctrl-C, SIGTERM) keeps what was printed."""
     args = run.args
     ids = tok.encode(args.prompt) if args.prompt else [tok.stoi.get("\n", 0)]  # a newline starts every speech
-    model = sampling.for_sampling(model.eval(), run.dtype)  # bfloat16 weights where the chip has them: faster
-    say(f"---- sample (seed {run.seed}: --seed {run.seed} draws it again; {run.dtype_name} weights) ----")
+    model = model.eval()  # dropout off: the sample is the trained model's own
+    say(f"---- sample (seed {run.seed}: --seed {run.seed} draws it again) ----")
     say(args.prompt or "", end="")
     for token in sampling.stream(model, torch.tensor([ids], device=run.device), args.max_new_tokens,
                                  args.temperature, args.top_k, torch.Generator().manual_seed(run.seed),
