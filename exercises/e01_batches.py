@@ -2,6 +2,7 @@
 
 Stage: data/ (before bigram_v1.py)    Note: ../notes/text-to-batches.md
 Check: python -m pytest exercises -k batches
+Hints: a failing check shows one; add --hints 2 (the calls), or --hints 3 (the answer).
 
 Task. `data` is the whole text as one long 1-D tensor of token ids. Write
 
@@ -14,9 +15,6 @@ Task. `data` is the whole text as one long 1-D tensor of token ids. Write
       (x_row[: t + 1] as a list of ints, y_row[t] as an int).
 
 The check compares make_batch with data.get_batch, which draws ix at random and then does the same.
-
-Hint. Slicing `data[i : i + block_size]` gives one row; torch.stack turns a list of rows into (B, T).
-y's row starts one later, at i + 1. For the pairs, `.tolist()` and `.item()` turn tensors into ints.
 """
 
 import torch  # noqa: F401  (you will want it)

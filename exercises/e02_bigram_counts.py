@@ -2,6 +2,7 @@
 
 Stage: bigram_v1.py    Note: ../notes/v1-to-v2.md (and ../notes/reading-the-loss.md, the bigram floor)
 Check: python -m pytest exercises -k bigram_counts
+Hints: a failing check shows one; add --hints 2 (the calls), or --hints 3 (the answer).
 
 Task. A bigram model predicts the next character from the current one alone, so the best it can do on
 a text is to know how often each character follows each other one. Count it:
@@ -18,10 +19,6 @@ a text is to know how often each character follows each other one. Count it:
 
 The check then trains bigram_v1 on the same text and compares: its loss can come close to your counted
 table's, never below it, and its softmaxed rows end up as your counted rows.
-
-Hint. The pairs are (ids[:-1], ids[1:]). A Python loop over them is fine for 10,000 characters;
-`counts.index_put_((a, b), ones, accumulate=True)` does it in one call. Row sums:
-`.sum(dim=1, keepdim=True)`, so the division broadcasts across each row.
 """
 
 import torch  # noqa: F401  (you will want it)

@@ -2,6 +2,7 @@
 
 Stage: bigram_v2.py    Note: ../notes/embedding-vs-linear.md
 Check: python -m pytest exercises -k one_hot
+Hints: a failing check shows one; add --hints 2 (the calls), or --hints 3 (the answer).
 
 Task. nn.Embedding(V, C) holds a (V, C) weight and returns row idx of it for each token id. Show that
 this is the same as a matrix product, and work out by hand which gradient the table receives:
@@ -14,10 +15,6 @@ this is the same as a matrix product, and work out by hand which gradient the ta
       grad_out is (B, T, C), the gradient of some loss with respect to the lookup's output. Return the
       gradient with respect to weight, without calling backward(): what does row v of the table
       receive, and what do the rows of tokens that never occur in idx receive?
-
-Hint. `F.one_hot(idx, V)` gives (B, T, V) integers; `.float()` before the matmul. For the gradient,
-the output is onehot @ weight, so d(loss)/d(weight) = onehot^T @ grad_out with the (B, T) positions
-flattened: row v sums grad_out over the positions where idx == v.
 """
 
 import torch  # noqa: F401  (you will want it)

@@ -3,6 +3,7 @@
 Stage: bigram_v2.py (the alternative to its learned position table)
 Note: ../notes/positional-embedding-vs-encoding.md
 Check: python -m pytest exercises -k sinusoidal
+Hints: a failing check shows one; add --hints 2 (the calls), or --hints 3 (the answer).
 
 Task. Section 3.5 of Vaswani et al. 2017, "Attention Is All You Need" (https://arxiv.org/abs/1706.03762),
 gives every position pos a fixed vector of d_model numbers, for pair index i (0 <= 2i < d_model):
@@ -14,11 +15,6 @@ gives every position pos a fixed vector of d_model numbers, for pair index i (0 
 
   shift_by(k, d_model) -> (d_model, d_model) float tensor M such that PE(pos + k) = M @ PE(pos) for every
       pos. The paper's reason for sines and cosines: a fixed offset is one fixed linear map.
-
-Hint. Compute the angles pos * omega_i as a (T, 1) column times a (1, d_model/2) row, then fill the even
-columns with sin (`pe[:, 0::2] = ...`) and the odd ones with cos. For shift_by, write a = pos * omega_i,
-b = k * omega_i: sin(a + b) = sin a cos b + cos a sin b and cos(a + b) = cos a cos b - sin a sin b, so
-each (sin, cos) pair is multiplied by one 2x2 block; M is block-diagonal.
 """
 
 import torch  # noqa: F401  (you will want it)

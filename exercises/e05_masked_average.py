@@ -2,6 +2,7 @@
 
 Stage: bigram_v3.py    Note: ../notes/self-attention.md
 Check: python -m pytest exercises -k masked_average
+Hints: a failing check shows one; add --hints 2 (the calls), or --hints 3 (the answer).
 
 Task. x is (B, T, C). Position t may look at positions 0..t of its own row and nothing later. The
 simplest way to gather what came before is to average it: out[b, t] = mean of x[b, 0], ..., x[b, t].
@@ -14,10 +15,6 @@ Write it three times; each returns a (B, T, C) tensor.
 
 The third is the one that becomes attention: replace the zeros by query-key scores and you have a head
 (exercise 6).
-
-Hint. `torch.tril(torch.ones(T, T))` is 1 on and below the diagonal; divide each row by its sum. For the
-softmax, `wei.masked_fill(tril == 0, float("-inf"))` and `F.softmax(wei, dim=-1)`: exp(-inf) = 0, so the
-future gets no weight and the rest share it equally. (T, T) @ (B, T, C) broadcasts over B.
 """
 
 import torch  # noqa: F401  (you will want it)

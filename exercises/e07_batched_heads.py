@@ -1,7 +1,8 @@
 """Exercise 7 (the lecture's EX1): every head in one batched matmul, checked against bigram_v3's heads.
 
-Stage: gpt.py (bigram_v3.py's heads, batched)    Note: ../notes/v3-to-gpt.md
+Stage: gpt.py (bigram_v3.py's heads, batched)    Note: ../notes/scaling-up.md (the batched heads are bigram_v3's heads)
 Check: python -m pytest exercises -k batched_heads
+Hints: a failing check shows one; add --hints 2 (the calls), or --hints 3 (the answer).
 
 Task. bigram_v3.MultiHeadAttention runs n_head separate Heads and concatenates their outputs. gpt.py
 does the same math with one Linear(C, 3 * C) for every key, query and value, and treats the heads as one
@@ -18,10 +19,6 @@ more batch dimension. Do that conversion:
       again, (B, T, C), as torch.cat did. No Python loop over heads.
 
 The check feeds your stacked weights to bigram_v3's heads and gpt.MultiHeadAttention and compares.
-
-Hint. `.view(B, T, 3, n_head, head_size)` then `.permute(2, 0, 3, 1, 4)` gives (3, B, n_head, T, hs):
-unpack it into q, k, v. Matmuls on 4-D tensors batch over the first two dimensions. At the end,
-`.transpose(1, 2)` gives (B, T, n_head, hs), and `.reshape(B, T, C)` lays the heads side by side.
 """
 
 import torch  # noqa: F401  (you will want it)

@@ -1,7 +1,8 @@
 """Exercise 8: layer norm by hand, checked against nn.LayerNorm, gradients included.
 
-Stage: gpt.py    Note: ../notes/v3-to-gpt.md (the questions on pre-layer-norm and layer vs batch norm)
+Stage: gpt.py    Note: ../notes/heads-to-block.md (layer norm, before the sublayer)
 Check: python -m pytest exercises -k layer_norm
+Hints: a failing check shows one; add --hints 2 (the calls), or --hints 3 (the answer).
 
 Task. gpt.py's blocks call nn.LayerNorm(C) before attention and before the feed-forward network. Write
 what it computes:
@@ -12,10 +13,6 @@ what it computes:
 
 The check compares with nn.LayerNorm on the same input, weight and bias, and then compares the
 gradients that backward() gives x, weight and bias.
-
-Hint. Normalise over the last dimension: `x.mean(dim=-1, keepdim=True)`. nn.LayerNorm uses the biased
-variance, dividing by C rather than C - 1: `x.var(dim=-1, keepdim=True, unbiased=False)`. Over the batch
-dimension instead, you would have written batch norm.
 """
 
 import torch  # noqa: F401  (you will want it)

@@ -1,7 +1,8 @@
 """Exercise 9: weight tying, one matrix for reading tokens in and writing logits out.
 
-Stage: gpt.py    Note: ../notes/v3-to-gpt.md (and ../notes/embedding-vs-linear.md)
+Stage: gpt.py    Note: ../notes/embedding-vs-linear.md
 Check: python -m pytest exercises -k weight_tying
+Hints: a failing check shows one; add --hints 2 (the calls), or --hints 3 (the answer).
 
 Task. gpt.py's token_embedding_table.weight is (vocab_size, n_embd), and so is lm_head.weight: one
 turns a token into a vector, the other scores a vector against every token. GPT-2 uses one matrix for
@@ -14,10 +15,6 @@ https://arxiv.org/abs/1608.05859; nanoGPT's model.py does the same). Tie them:
 
 The check counts the parameters (the model is vocab_size * n_embd numbers smaller), checks that the
 shared matrix receives the gradients of both uses, and trains a tiny tied GPT for 150 steps.
-
-Hint. Assigning a Parameter to a module attribute registers it: `module.weight = other.weight`. Which
-direction matters only for the initial values; gpt.py draws both from the same N(0, 0.02).
-`sum(p.numel() for p in model.parameters())` counts a shared Parameter once.
 """
 
 

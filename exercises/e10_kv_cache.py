@@ -1,7 +1,8 @@
 """Exercise 10: a KV cache, so one new token costs one position's work, and gives the full forward's answer.
 
-Stage: gpt.py (and sampling.py)    Note: ../notes/v3-to-gpt.md (the KV cache question)
+Stage: gpt.py (and sampling.py)    Note: ../notes/scaling-up.md (the KV cache)
 Check: python -m pytest exercises -k kv_cache
+Hints: a failing check shows one; add --hints 2 (the calls), or --hints 3 (the answer).
 
 Task. When gpt.GPTLanguageModel's forward gets `cache=`, every attention layer computes keys and values
 for the new positions only and calls `cache.update(layer, k, v)`, which must store them after the ones
@@ -16,10 +17,6 @@ sampling.KVCache is the project's version: write your own without reading it, th
   logits_one_at_a_time(model, idx) -> (B, T, vocab_size)
       idx is (B, T). Feed the model one position at a time, `model(idx[:, t : t + 1], cache=cache)`,
       add 1 to cache.length after each call, and collect the logits. They must equal model(idx)'s.
-
-Hint. `torch.cat([old_k, k], dim=2)` appends along the positions' dimension (dim 2 of
-(B, n_head, T, hs)). The first call of a layer finds nothing stored yet: keep a dict and check
-`layer in self.keys`. Forgetting `cache.length += 1` makes every token think it is at position 0.
 """
 
 import torch  # noqa: F401  (you will want it)

@@ -2,6 +2,7 @@
 
 Stage: sampling.py (every stage samples with it)    Note: ../notes/sampling.md
 Check: python -m pytest exercises -k temperature
+Hints: a failing check shows one; add --hints 2 (the calls), or --hints 3 (the answer).
 
 Task. The model gives logits (B, V) for the next character. `python gpt.py --temperature 0.8 --top-k 10`
 reshapes them before the draw. Write what sampling.pick_next does before torch.multinomial:
@@ -11,10 +12,6 @@ reshapes them before the draw. Write what sampling.pick_next does before torch.m
                    0 means greedy: probability 1 on each row's largest logit, 0 elsewhere.
       top_k        when given, keep only each row's k largest logits (the others get probability 0)
                    and renormalise. A top_k as large as V, or larger, keeps everything.
-
-Hint. `torch.topk(logits, k).values[:, [-1]]` is each row's k-th largest logit, shape (B, 1); logits
-below it become -inf with masked_fill, and softmax turns -inf into 0. Dividing by the temperature
-never changes which logits are the k largest.
 """
 
 import torch  # noqa: F401  (you will want it)

@@ -2,6 +2,7 @@
 
 Stage: runner/loop.py (every stage trains with it)    Note: ../notes/training-loop.md
 Check: python -m pytest exercises -k lr_schedule
+Hints: a failing check shows one; add --hints 2 (the calls), or --hints 3 (the answer).
 
 Task. The lecture trains at one constant learning rate. runner/loop.py sets it every step instead:
 
@@ -15,9 +16,6 @@ Task. The lecture trains at one constant learning rate. runner/loop.py sets it e
 
 The check compares yours with runner.lr_at at every step of a short run. Why warm up at all: the first
 steps' gradients come from random weights, and Adam's running averages have not settled yet.
-
-Hint. `math.cos` and `math.pi`. Clamp p to at most 1 for the steps after max_iters, and use
-max(1, max_iters - warmup_iters) so a schedule with no decay phase does not divide by zero.
 """
 
 import math  # noqa: F401  (you will want it)

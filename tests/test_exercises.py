@@ -1,23 +1,32 @@
-"""The exercises (exercises/): every solution passes its check, every untouched stub fails it helpfully.
+"""The exercises (exercises/): every solution passes its check, every committed stub fails it helpfully, and
+every check rejects a typical wrong answer with the hint that names that mistake.
 
-The checks run as a learner runs them, `python -m pytest exercises`, in a child process: once with
-GFS_SOLUTIONS=1 (the solutions), once as the repository ships them (the stubs). A stub's failure must say
-"not done yet", without the NotImplementedError's traceback. The rest checks that every exercise names
-its stage, its note and its command the same way in its docstring and in exercises/README.md. Some checks
-read a slice of Tiny Shakespeare, so the two runs are skipped where it is not at hand, as the other
-real-data tests are.
+The checks run as a learner runs them, `python -m pytest exercises`, in a child process, from a copy of
+exercises/ in tmp_path whose stubs are the committed ones (`git show HEAD:...`; a stub not committed yet is
+taken from the working tree): so the suite stays green for a learner who has solved exercises in their
+checkout. Once with GFS_SOLUTIONS=1 (the solutions), once on the stubs. What a check said is read from the
+JUnit report's element text, the failure's whole text (pytest 9.2 cuts the `message` attribute at 500
+characters).
+
+The wrong answers are the solutions with one typical mistake planted (WRONG_ANSWERS), checked in this
+process by calling each check function with the wrong module in place of the learner's. Some checks read
+a slice of Tiny Shakespeare, so those runs are skipped where it is not at hand, as other real-data tests are.
 """
 
 import importlib
 import inspect
 import os
 import re
+import shutil
 import subprocess
 import sys
+import types
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+
+from exercises.checks import common
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXERCISES = REPO_ROOT / "exercises"
@@ -25,20 +34,45 @@ NAMES = sorted(p.stem for p in EXERCISES.glob("e[0-9][0-9]_*.py"))
 README = (EXERCISES / "README.md").read_text(encoding="utf-8")
 
 
+def committed(path):
+    """The text of path (relative to the repository) as HEAD has it, or None where git cannot say."""
+    try:
+        done = subprocess.run(["git", "show", f"HEAD:{path}"], cwd=REPO_ROOT, capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.decode("utf-8") if done.returncode == 0 else None
+
+
+def pristine_copy(folder, exercises=EXERCISES):
+    """folder/exercises: the working tree's exercises/ with every stub as committed. Returns the stubs taken
+    from the working tree because HEAD has no such file (exercises not committed yet)."""
+    shutil.copytree(exercises, folder / "exercises", ignore=shutil.ignore_patterns("__pycache__"))
+    (folder / "pytest.ini").write_text("[pytest]\n")  # the copy's own rootdir, no settings from elsewhere
+    uncommitted = []
+    for name in NAMES:
+        text = committed(f"exercises/{name}.py")
+        if text is None:
+            uncommitted.append(name)
+        else:
+            (folder / "exercises" / f"{name}.py").write_text(text, encoding="utf-8")
+    return uncommitted
+
+
 def start_checks(folder, name, solutions, text):
     """Start every check in a child pytest, as a learner runs them; it writes name.xml (JUnit) and name.txt."""
-    env = {k: v for k, v in os.environ.items() if k != "GFS_SOLUTIONS"}
+    env = {k: v for k, v in os.environ.items() if k != common.SOLUTIONS_VAR}
     env["GPT_DATA"] = str(text)  # some checks read a slice of Tiny Shakespeare: the copy conftest found
+    env["PYTHONPATH"] = os.pathsep.join([str(folder), str(REPO_ROOT)])  # the copy's exercises/, the real rest
     if solutions:
-        env["GFS_SOLUTIONS"] = "1"
+        env[common.SOLUTIONS_VAR] = "1"
     with open(folder / f"{name}.txt", "w") as out:  # a file, not a pipe: two children never block on a full one
         return subprocess.Popen([sys.executable, "-m", "pytest", "exercises", "-q", "-p", "no:cacheprovider",
-                                 f"--junitxml={folder / name}.xml"], cwd=REPO_ROOT, env=env, stdout=out,
+                                 f"--junitxml={folder / name}.xml"], cwd=folder, env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
 
 
 def results_of(folder, name):
-    """{test id: None if it passed, else its failure message}, and the run's output."""
+    """{test id: None if it passed, else what pytest reported: the failure's whole text}, and the run's output."""
     output = (folder / f"{name}.txt").read_text()
     report = folder / f"{name}.xml"
     assert report.is_file(), f"pytest wrote no report:\n{output}"
@@ -46,14 +80,17 @@ def results_of(folder, name):
     for case in ET.parse(report).iter("testcase"):
         problem = next((c for c in case if c.tag in ("failure", "error", "skipped")), None)
         results[f"{case.get('classname')}::{case.get('name')}"] = (
-            None if problem is None else f"{problem.tag}: {problem.get('message', '')}")
+            None if problem is None else f"{problem.tag}: {problem.text or problem.get('message', '')}")
     return results, output
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, shakespeare_path):
-    """Both runs at once (each is mostly one core's work): the solutions', then the untouched stubs'."""
+    """Both runs at once (each is mostly one core's work): the solutions', then the committed stubs'."""
+    if committed("exercises/README.md") is None:
+        pytest.skip("the committed stubs are read with git, and this checkout has no git history")
     folder = tmp_path_factory.mktemp("exercises")
+    pristine_copy(folder)
     procs = {name: start_checks(folder, name, solutions, shakespeare_path)
              for name, solutions in (("solved", True), ("untouched", False))}
     try:
@@ -78,9 +115,9 @@ def untouched(runs):
 
 
 @pytest.mark.slow
-def test_there_are_at_least_ten_exercises_with_checks(solved):
+def test_there_are_at_least_sixteen_exercises_with_checks(solved):
     results, _ = solved
-    assert len(NAMES) >= 10, NAMES
+    assert len(NAMES) >= 16, NAMES
     for name in NAMES:
         assert any(f"test_{name}" in test for test in results), f"no check ran for exercises/{name}.py"
 
@@ -93,20 +130,293 @@ def test_every_solution_passes_its_check(solved):
 
 
 @pytest.mark.slow
-def test_every_untouched_stub_fails_with_not_done_yet(solved, untouched):
+def test_every_committed_stub_fails_with_not_done_yet_and_a_first_hint(solved, untouched):
     results, output = untouched
     assert set(results) == set(solved[0]), "the stubs and the solutions should run the same checks"
     passing = [test for test, why in results.items() if why is None]
-    assert not passing, f"these checks pass on the repository's exercise files, which must stay stubs: {passing}"
-    # each failure: "not done yet", the file to write in, the exercise's hint and its note
-    parts = ("not done yet: ", "write it in exercises/", "Hint: ", "Read: notes/")
+    assert not passing, f"these checks pass on the committed stubs (from git, not your working tree): {passing}"
+    # each failure: "not done yet", the file to write in, the first hint, how to get more, and its note
+    parts = ("not done yet: ", "write it in exercises/", "Hint 1: ", "--hints 2", "Read: notes/")
     unhelpful = {test: why for test, why in results.items() if not all(part in why for part in parts)}
-    assert not unhelpful, f"these stubs fail without saying 'not done yet', the hint and the note: {unhelpful}"
+    assert not unhelpful, f"these stubs fail without 'not done yet', the first hint and the note: {unhelpful}"
+    answers = {test: why for test, why in results.items() if "Hint 3: " in why or "Hint 2: " in why}
+    assert not answers, f"a stub's failure should show the first hint only: {answers}"
     assert "NotImplementedError" not in output and "Traceback" not in output, output[-3000:]
 
 
+def test_the_pristine_copy_takes_committed_stubs_not_the_working_trees(tmp_path):
+    """A learner's solved exercise in the working tree must not reach the run that expects stubs."""
+    name = next((n for n in NAMES if committed(f"exercises/{n}.py") is not None), None)
+    if name is None:
+        pytest.skip("no exercise is committed yet, or this checkout has no git history")
+    learners = tmp_path / "learner"  # a working tree where the learner has solved `name`
+    shutil.copytree(EXERCISES, learners, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(EXERCISES / "solutions" / f"{name}.py", learners / f"{name}.py")
+    uncommitted = pristine_copy(tmp_path / "copy", learners)
+    assert name not in uncommitted
+    stub = (tmp_path / "copy" / "exercises" / f"{name}.py").read_text(encoding="utf-8")
+    assert stub == committed(f"exercises/{name}.py") and "not done yet" in stub
+    assert (tmp_path / "copy" / "exercises" / "checks" / "common.py").is_file()
+
+
+# ---- typical wrong answers: (exercise, what is wrong, [(text in the solution, its wrong replacement)], what
+# every failing check of that exercise must say: a phrase of the hint for exactly this mistake)
+WRONG_ANSWERS = [
+    ("e01_batches", "x holds the positions, not the tokens at them",
+     [("x = torch.stack([data[i : i + block_size] for i in ix])",
+       "x = torch.stack([torch.arange(i, i + block_size) for i in ix])")], "x holds the positions"),
+    ("e01_batches", "y is x, not shifted", [("data[i + 1 : i + block_size + 1]", "data[i : i + block_size]")],
+     "y equals x"),
+    ("e01_batches", "each context one token short", [("(x_row[: t + 1].tolist()", "(x_row[:t].tolist()")],
+     "the context grows by one token"),
+    ("e02_bigram_counts", "the table transposed", [("(ids[:-1], ids[1:])", "(ids[1:], ids[:-1])")], "transpose"),
+    ("e02_bigram_counts", "no smoothing", [("smoothed = counts + alpha", "smoothed = counts")], "Smooth first"),
+    ("e02_bigram_counts", "the log-likelihood, not its negative", [("return -probs[", "return probs[")],
+     "minus their logs"),
+    ("e03_one_hot_embedding", "the one-hot ids left as integers",
+     [("one_hot = F.one_hot(idx, weight.shape[0]).float()", "one_hot = F.one_hot(idx, weight.shape[0])")],
+     "F.one_hot gives integer"),
+    ("e03_one_hot_embedding", "the lookup detached from weight",
+     [("one_hot @ weight  #", "one_hot @ weight.detach()  #")], "does not depend on weight"),
+    ("e03_one_hot_embedding", "a token seen twice keeps one gradient",
+     [("return one_hot.T @ grad_out.flatten(0, 1)",
+       "grad = grad_out.new_zeros(vocab_size, grad_out.shape[-1]); grad[idx.flatten()] = grad_out.flatten(0, 1); "
+       "return grad")], "token 5 occurs twice"),
+    ("e04_sinusoidal", "sines and cosines swapped",
+     [("pe[:, 0::2] = torch.sin(angle)", "pe[:, 0::2] = torch.cos(angle)"),
+      ("pe[:, 1::2] = torch.cos(angle)", "pe[:, 1::2] = torch.sin(angle)")], "sines and cosines are swapped"),
+    ("e04_sinusoidal", "the rotation turns backwards",
+     [("M[0::2, 1::2] = torch.diag(torch.sin(b))", "M[0::2, 1::2] = torch.diag(-torch.sin(b))"),
+      ("M[1::2, 0::2] = torch.diag(-torch.sin(b))", "M[1::2, 0::2] = torch.diag(torch.sin(b))")],
+     "moves every position back"),
+    ("e05_masked_average", "the tril matmul sums instead of averaging",
+     [("wei = wei / wei.sum(dim=1, keepdim=True)", "pass")], "sum of positions 0..t"),
+    ("e05_masked_average", "the loops average the future", [("x[b, : t + 1].mean(dim=0)", "x[b, t:].mean(dim=0)")],
+     "the wrong triangle"),
+    ("e05_masked_average", "the softmax's mask from triu",
+     [("tril = torch.tril(torch.ones(T, T))", "tril = torch.triu(torch.ones(T, T))")], "the wrong triangle"),
+    ("e06_attention_head", "the scale left out", [(" * k.shape[-1] ** -0.5", "")], "not scaled"),
+    ("e06_attention_head", "the scale from C, not head_size", [("k.shape[-1] ** -0.5", "x.shape[-1] ** -0.5")],
+     "embedding width C"),
+    ("e06_attention_head", "no mask", [("scores.masked_fill(future, float(\"-inf\"))", "scores")], "nothing is masked"),
+    ("e07_batched_heads", "weights stacked head by head",
+     [("return torch.cat([h.query.weight for h in heads] + [h.key.weight for h in heads] + [h.value.weight for h in "
+       "heads])", "return torch.cat([torch.cat([h.query.weight, h.key.weight, h.value.weight]) for h in heads])")],
+     "head by head"),
+    ("e07_batched_heads", "heads put back without the transpose",
+     [("return y.transpose(1, 2).reshape(B, T, C)", "return y.reshape(B, T, C)")], "got mixed"),
+    ("e08_layer_norm", "the unbiased variance", [("unbiased=False", "unbiased=True")], "unbiased one"),
+    ("e08_layer_norm", "normalised over the batch", [("x.mean(dim=-1, keepdim=True)", "x.mean(dim=0, keepdim=True)"),
+                                                     ("x.var(dim=-1,", "x.var(dim=0,")], "batch norm"),
+    ("e09_weight_tying", "a copy, not the same Parameter",
+     [("model.lm_head.weight = model.token_embedding_table.weight",
+       "model.lm_head.weight.data.copy_(model.token_embedding_table.weight.data)")], "separate tensor"),
+    ("e10_kv_cache", "one store shared by every layer",
+     [("    def update(self, layer, k, v):\n", "    def update(self, layer, k, v):\n        layer = 'all'\n")],
+     "layers share one store"),
+    ("e10_kv_cache", "update() returns only the new positions",
+     [("if layer in self.keys:", "if False:")], "attended only to itself"),
+    ("e10_kv_cache", "cache.length never advanced", [("cache.length += 1", "pass")], "never grew"),
+    ("e11_temperature_top_k", "multiplied by the temperature",
+     [("logits = logits / temperature", "logits = logits * temperature")], "multiplied the logits"),
+    ("e11_temperature_top_k", "temperature 0 divided by", [("if temperature == 0:", "if False:")],
+     "greedy limit"),
+    ("e12_lr_schedule", "the cosine decays to 0",
+     [("lr * (min_ratio + (1 - min_ratio) * 0.5 *", "lr * (0.5 *")], "ends at 0"),
+    ("e12_lr_schedule", "warmup starts at 0", [("lr * (step + 1) / warmup_iters", "lr * step / warmup_iters")],
+     "starts at 0 instead"),
+    ("e13_transformer_block", "post-norm, as in the paper",
+     [("x = x + self.sa(self.ln1(x))", "x = self.ln1(x + self.sa(x))"),
+      ("x = x + self.ffwd(self.ln2(x))", "x = self.ln2(x + self.ffwd(x))")], "post-norm"),
+    ("e13_transformer_block", "no residual around the attention",
+     [("x = x + self.sa(self.ln1(x))", "x = self.sa(self.ln1(x))")], "residual connection around the attention"),
+    ("e13_transformer_block", "a feed-forward without its ReLU", [("            nn.ReLU(),\n", "")],
+     "no non-linearity"),
+    ("e14_training_loop", "the gradients never cleared", [("optimizer.zero_grad(set_to_none=True)  #", "#")],
+     "never cleared"),
+    ("e14_training_loop", "measured in training mode", [("model.eval()  #", "#")], "training mode while you measured"),
+    ("e14_training_loop", "one generator for both splits",
+     [("    for name, ids in splits.items():\n        g = torch.Generator().manual_seed(seed)",
+       "    g = torch.Generator().manual_seed(seed)\n    for name, ids in splits.items():")], "one generator"),
+    ("e14_training_loop", "the graph built while measuring", [("@torch.no_grad()  # a measurement", "#")],
+     "autograd was recording"),
+    ("e14_training_loop", "left in evaluation mode", [("model.train()  # back to training", "pass  #")],
+     "left in evaluation mode"),
+    ("e15_generate", "sampled in training mode", [("model.eval()  # dropout off", "pass  #")], "training mode"),
+    ("e15_generate", "the context not cropped", [("idx_cond = idx[:, -block_size:]", "idx_cond = idx")],
+     "not cropped"),
+    ("e15_generate", "cropped at the wrong end",
+     [("idx_cond = idx[:, -block_size:]", "idx_cond = idx[:, :block_size]")], "wrong end"),
+    ("e15_generate", "the first position's logits", [("logits = logits[:, -1, :]", "logits = logits[:, 0, :]")],
+     "first position's logits"),
+    ("e16_fine_tune", "unknown characters made spaces",
+     [('return "".join(c for c in text if c in keep)', 'return "".join(c if c in keep else " " for c in text)')],
+     "keep a character only if"),
+    ("e16_fine_tune", "the pretrained model trained in place",
+     [("model = copy.deepcopy(pretrained)", "model = pretrained")], "pretrained model changed"),
+    ("e16_fine_tune", "a fresh model, the pretrained weights unused",
+     [("model = copy.deepcopy(pretrained)", "model = copy.deepcopy(pretrained)\n    "
+       "[p.data.normal_(0.0, 0.02) for p in model.parameters()]")], "pretrained weights were not used"),
+]
+
+
+def wrong_module(name, replacements):
+    """exercises/solutions/<name>.py with the replacements made, as a module of its own."""
+    source = (EXERCISES / "solutions" / f"{name}.py").read_text(encoding="utf-8")
+    for old, new in replacements:
+        assert source.count(old) == 1, f"solutions/{name}.py should hold {old!r} once (WRONG_ANSWERS is stale)"
+        source = source.replace(old, new)
+    module = types.ModuleType(f"wrong_{name}")
+    exec(compile(source, f"wrong {name}.py", "exec"), module.__dict__)
+    return module
+
+
+def run_checks(check_module):
+    """{check name: None if it passed, else its failure message} for every check function of check_module."""
+    results = {}
+    for test_name, check in vars(check_module).items():
+        if test_name.startswith("test_") and inspect.isfunction(check):
+            try:
+                check()
+                results[test_name] = None
+            except pytest.fail.Exception as failure:
+                results[test_name] = str(failure.msg)
+            except Exception as err:  # a check that crashes has no hint to give: it counts as a failure without one
+                results[test_name] = f"crashed: {type(err).__name__}: {err}"
+    return results
+
+
+@pytest.fixture(scope="module")
+def wrong_answers_checked(shakespeare_path):
+    """{index in WRONG_ANSWERS: run_checks' results for that wrong answer}, every check at hint level 1."""
+    results = {}
+    for i, (name, _, replacements, _) in enumerate(WRONG_ANSWERS):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("GPT_DATA", str(shakespeare_path))  # the checks' slice of text, as the child runs read it
+            mp.setattr(common, "HINT_LEVEL", 1)
+            check_module = importlib.import_module(f"exercises.checks.test_{name}")
+            mp.setattr(check_module, "ex", wrong_module(name, replacements))
+            results[i] = run_checks(check_module)
+    return results
+
+
+@pytest.mark.parametrize("i", range(len(WRONG_ANSWERS)), ids=[f"{w[0]}: {w[1]}" for w in WRONG_ANSWERS])
+def test_a_typical_wrong_answer_fails_with_the_hint_for_that_mistake(i, wrong_answers_checked):
+    name, mistake, _, phrase = WRONG_ANSWERS[i]
+    failed = {test: why for test, why in wrong_answers_checked[i].items() if why is not None}
+    assert failed, f"every check of {name} accepts a wrong answer ({mistake})"
+    off = {test: why for test, why in failed.items() if phrase not in why}
+    assert not off, f"{name} with {mistake}: these checks fail without naming the mistake ({phrase!r}): {off}"
+
+
+def test_every_check_rejects_at_least_one_wrong_answer(wrong_answers_checked):
+    rejected = {(WRONG_ANSWERS[i][0], test) for i, results in wrong_answers_checked.items()
+                for test, why in results.items() if why is not None}
+    accepting_all = []
+    for name in NAMES:
+        check_module = importlib.import_module(f"exercises.checks.test_{name}")
+        accepting_all += [f"{name}::{t}" for t in vars(check_module)
+                          if t.startswith("test_") and (name, t) not in rejected]
+    assert not accepting_all, f"no wrong answer in WRONG_ANSWERS fails these checks: {accepting_all}"
+
+
+def test_every_exercise_has_a_wrong_answer_in_the_table():
+    assert {w[0] for w in WRONG_ANSWERS} == set(NAMES)
+
+
+@pytest.fixture
+def real_text(shakespeare_path, monkeypatch):
+    monkeypatch.setenv("GPT_DATA", str(shakespeare_path))  # the checks' slice of text, as the child runs read it
+    monkeypatch.setattr(common, "HINT_LEVEL", 1)
+
+
+def test_the_solutions_pass_their_checks_in_this_process_too(real_text):
+    """The in-process way of running checks that the wrong answers use gives the child run's verdict."""
+    for name in ("e06_attention_head", "e13_transformer_block"):
+        check_module = importlib.import_module(f"exercises.checks.test_{name}")
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(check_module, "ex", importlib.import_module(f"exercises.solutions.{name}"))
+            assert set(run_checks(check_module).values()) == {None}, name
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_each_exercise_names_its_stage_note_hint_and_command(name):
+def test_every_check_is_a_plain_function_and_every_stub_function_has_three_tiers_of_hints(name):
+    check_module = importlib.import_module(f"exercises.checks.test_{name}")
+    for test_name, check in vars(check_module).items():
+        if test_name.startswith("test_") and inspect.isfunction(check):
+            assert not inspect.signature(check).parameters, f"{name}.{test_name} takes arguments (fixtures)"
+    stub_source = (EXERCISES / f"{name}.py").read_text(encoding="utf-8")
+    for function in re.findall(r'not done yet: ([\w.]+)', stub_source):
+        hint = check_module.HINTS.get(function) or check_module.HINTS.get(function.split(".")[0])
+        assert isinstance(hint, common.Hint) and all(hint), f"{name}: no three-tier hint for {function}"
+        # the nudge never hands over the answer: none of the code in the answer's backticks appears in it
+        code = set(re.findall(r"`([^`]+)`", hint.answer)) | {hint.answer}
+        assert not any(c in hint.nudge for c in code), f"{name}: the first hint for {function} gives the answer"
+
+
+def test_without_the_text_the_checks_read_the_notes_prose_not_made_up_ids(monkeypatch):
+    """Offline with no copy of Tiny Shakespeare, the checks still run on a real text (ids are not positions)."""
+    def offline(*args, **kwargs):
+        raise common.DataError("no text here")
+
+    monkeypatch.setattr(common, "load_text", offline)
+    common.shakespeare_ids.cache_clear()
+    try:
+        ids, tok = common.shakespeare_ids(5_000)
+    finally:
+        common.shakespeare_ids.cache_clear()  # the next check reads the real text again
+    assert tok.decode(ids.tolist()) == common.in_repo_text()[:5_000]
+    assert "```" not in tok.decode(ids.tolist())  # prose: the notes' code blocks are left out
+
+
+def test_hint_tiers_show_as_asked():
+    hint = common.Hint("look here", "call_this()", "the answer")
+    assert common.Hint.text(hint, 1) == "Hint 1: look here\n  (more help: add --hints 2 to the command)"
+    two = hint.text(2)
+    assert "Hint 2: call_this()" in two and "the answer" not in two and "--hints 3" in two
+    three = hint.text(3)
+    assert "Hint 3: the answer" in three and "more help" not in three
+
+
+def run_pytest(folder, *args):
+    env = {k: v for k, v in os.environ.items() if k != common.SOLUTIONS_VAR}
+    env["PYTHONPATH"] = os.pathsep.join([str(folder), str(REPO_ROOT)])
+    return subprocess.run([sys.executable, "-m", "pytest", "exercises", "-q", "-p", "no:cacheprovider", *args],
+                          cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_a_hyphen_in_k_selects_the_check_and_hints_2_shows_the_calls(tmp_path, shakespeare_path):
+    pristine_copy(tmp_path)
+    done = run_pytest(tmp_path, "-k", "attention-head", "--hints", "2")
+    assert "3 failed" in done.stdout, done.stdout[-2000:]  # e06's three checks, not "deselected"
+    assert "Hint 2: " in done.stdout and "Hint 3: " not in done.stdout, done.stdout[-2000:]
+    nothing = run_pytest(tmp_path, "-k", "attention_heads")
+    assert nothing.returncode == 5, nothing.stdout[-2000:]
+    assert "matched no check" in nothing.stdout and "attention_head" in nothing.stdout, nothing.stdout[-2000:]
+
+
+@pytest.mark.slow
+def test_a_syntax_error_in_one_exercise_fails_only_its_checks_in_one_line(tmp_path, shakespeare_path):
+    pristine_copy(tmp_path)
+    broken = tmp_path / "exercises" / "e06_attention_head.py"
+    broken.write_text(broken.read_text(encoding="utf-8") + "\n\ndef oops(:\n    pass\n", encoding="utf-8")
+    line = len(broken.read_text(encoding="utf-8").splitlines()) - 1  # the `def oops(:` line
+    done = run_pytest(tmp_path, "-k", "attention_head or batches", "--junitxml", str(tmp_path / "r.xml"))
+    assert done.returncode == 1 and "error" not in done.stdout.splitlines()[-1], done.stdout[-3000:]  # failures only
+    results = {case.get("name"): next((c for c in case if c.tag in ("failure", "error")), None)
+               for case in ET.parse(tmp_path / "r.xml").iter("testcase")}
+    e06 = {n: r for n, r in results.items() if n.startswith("test_attention_head")}
+    assert len(e06) == 3 and all(r is not None and r.tag == "failure" for r in e06.values()), done.stdout[-3000:]
+    for r in e06.values():
+        assert r.text.startswith(f"exercises/e06_attention_head.py, line {line}: "), r.text
+        assert len(r.text.strip().splitlines()) == 1, r.text
+    e01 = [r for n, r in results.items() if n.startswith("test_batches")]
+    assert e01 and all(r is not None and "not done yet" in r.text for r in e01), done.stdout[-3000:]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_exercise_names_its_stage_note_hints_and_command(name):
     doc = importlib.import_module(f"exercises.{name}").__doc__
     assert re.search(r"^Stage: \S", doc, re.M), f"{name}: no 'Stage:' line"
     notes = re.findall(r"\.\./notes/([\w-]+\.md)", doc)
@@ -117,10 +427,20 @@ def test_each_exercise_names_its_stage_note_hint_and_command(name):
     assert command, f"{name}: no 'Check: python -m pytest exercises -k ...' line"
     keyword = command.group(2)
     assert [n for n in NAMES if keyword in n] == [name], f"-k {keyword} should select {name}'s checks and no others"
-    assert re.search(r"^Hint\. \S", doc, re.M), f"{name}: no 'Hint.' paragraph"
+    assert re.search(r"^Hints: .*--hints 2.*--hints 3", doc, re.M), f"{name}: no 'Hints:' line"
     row = next((line for line in README.splitlines() if f"]({name}.py)" in line), None)
     assert row, f"exercises/README.md has no row for {name}.py"
     assert f"`{command.group(1)}`" in row and f"../notes/{notes[0]}" in row, f"README row disagrees with {name}: {row}"
+
+
+STAGE_ORDER = ["data/", "bigram_v1", "bigram_v2", "bigram_v3", "gpt", "sampling.py", "runner/loop.py"]
+
+
+def test_the_readme_lists_every_exercise_once_in_the_order_of_the_stages():
+    rows = re.findall(r"^\| \d+ \| \[[^]]+\]\((e\d\d_\w+)\.py\) \| ([^|]+) \|", README, re.M)
+    assert sorted(name for name, _ in rows) == NAMES, rows
+    ranks = [STAGE_ORDER.index(stage.strip()) for _, stage in rows]
+    assert ranks == sorted(ranks), f"exercises/README.md's table should follow the stages {STAGE_ORDER}: {rows}"
 
 
 @pytest.mark.parametrize("name", NAMES)

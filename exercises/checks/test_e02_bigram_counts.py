@@ -7,11 +7,33 @@ from torch.nn import functional as F
 
 import bigram_v1
 
-from .common import close_to, expect, load, same, shakespeare_ids
+from .common import Hint, close_to, expect, load, same, shakespeare_ids
 
 ex = load("e02_bigram_counts")
 
 N_CHARS = 10_000
+
+HINTS = {
+    "count_bigrams": Hint(
+        "Walk the text in pairs, each token with the one right after it, and add 1 to that pair's cell.",
+        "The pairs are `zip(ids[:-1], ids[1:])`; `torch.zeros(V, V)` to start; or all at once with "
+        "`counts.index_put_((a, b), ones, accumulate=True)`.",
+        "counts = torch.zeros(V, V); counts.index_put_((ids[:-1], ids[1:]), torch.ones(len(ids) - 1), "
+        "accumulate=True)"),
+    "bigram_probs": Hint(
+        "Smooth first, then make every row a distribution over the next token: it must sum to 1.",
+        "`counts + alpha`, then divide by `.sum(dim=1, keepdim=True)` so the division broadcasts across each row.",
+        "smoothed = counts + alpha; return smoothed / smoothed.sum(dim=1, keepdim=True)"),
+    "mean_nll": Hint(
+        "Look up, for every consecutive pair (a, b) of the text, the probability the table gives b after a; "
+        "the loss is the average of minus their logs.",
+        "Fancy indexing `probs[ids[:-1], ids[1:]]` picks all of them at once; then `.log()`, `.mean()`, `.item()`.",
+        "return -probs[ids[:-1], ids[1:]].log().mean().item()"),
+}
+TRANSPOSED = Hint(
+    "your table is the transpose of the right one: row a is the current token, column b the token that "
+    "follows it, so counts[a, b] counts b after a.",
+    "Index with (ids[:-1], ids[1:]) in that order.", HINTS["count_bigrams"].answer)
 
 
 def reference_counts(ids, V):
@@ -21,22 +43,32 @@ def reference_counts(ids, V):
     return counts
 
 
+def first_wrong():
+    """The hint of the first of the three functions that is wrong (the trained-model check uses all three)."""
+    ids, tok = shakespeare_ids(N_CHARS)
+    want = reference_counts(ids, tok.vocab_size)
+    counts = ex.count_bigrams(ids, tok.vocab_size)
+    if close_to(counts, want.T) and not close_to(counts, want):
+        return TRANSPOSED
+    if not close_to(counts, want):
+        return HINTS["count_bigrams"]
+    smoothed = want + 0.5
+    if not close_to(ex.bigram_probs(want, 0.5), smoothed / smoothed.sum(1, keepdim=True)):
+        return HINTS["bigram_probs"]
+    return HINTS["mean_nll"]
+
+
 def test_bigram_counts_count_every_pair():
     ids, tok = shakespeare_ids(N_CHARS)
     V = tok.vocab_size
     counts = ex.count_bigrams(ids, V)
     want = reference_counts(ids, V)
     if isinstance(counts, torch.Tensor) and counts.shape == want.shape:
-        expect(not close_to(counts, want.T) or close_to(counts, want),
-               "your table is the transpose of the right one: row a is the current token, column b the "
-               "token that follows it, so counts[a, b] counts b after a.")
+        expect(not close_to(counts, want.T) or close_to(counts, want), "counts is transposed.", TRANSPOSED)
         expect(abs(counts.double().sum().item() - (len(ids) - 1)) < 0.5,
                f"a text of {len(ids)} tokens has {len(ids) - 1} consecutive pairs, so the counts should add "
-               f"up to {len(ids) - 1}; yours add up to {counts.double().sum().item():g}")
-    a, b = tok.encode("e "), None
-    a, b = a[0], a[1]
-    same(counts, want, "counts",
-         f"For example counts[{a}, {b}] (how often ' ' follows 'e') should be {int(want[a, b])}.")
+               f"up to {len(ids) - 1}; yours add up to {counts.double().sum().item():g}.", HINTS["count_bigrams"])
+    same(counts, want, "counts", HINTS["count_bigrams"])
 
 
 def test_bigram_counts_rows_become_probabilities():
@@ -49,10 +81,10 @@ def test_bigram_counts_rows_become_probabilities():
             sums = probs.double().sum(dim=1)
             expect(torch.allclose(sums, torch.ones_like(sums)),
                    f"with alpha={alpha} every row should sum to 1 (it is a distribution over the next token); "
-                   f"row 0 sums to {sums[0].item():.4g}. Divide each row by its own sum, keepdim=True.")
+                   f"row 0 sums to {sums[0].item():.4g}.", HINTS["bigram_probs"])
         smoothed = counts + alpha
         same(probs, smoothed / smoothed.sum(1, keepdim=True), f"bigram_probs(counts, alpha={alpha})",
-             "Add alpha to every count first, then divide by the row's sum.")
+             HINTS["bigram_probs"])
 
 
 def test_bigram_counts_mean_nll_is_the_loss():
@@ -62,7 +94,7 @@ def test_bigram_counts_mean_nll_is_the_loss():
     want = F.nll_loss(probs.log()[ids[:-1]], ids[1:]).item()
     expect(isinstance(nll, (float, torch.Tensor)) and math.isclose(float(nll), want, rel_tol=1e-4),
            f"mean_nll should be {want:.4f} nats for these probabilities (what F.cross_entropy would say); "
-           f"yours is {nll}. Average -log probs[a, b] over the {len(ids) - 1} pairs (a, b) = (ids[t], ids[t+1]).")
+           f"yours is {nll}, over the {len(ids) - 1} pairs (a, b) = (ids[t], ids[t+1]).", HINTS["mean_nll"])
 
 
 def test_bigram_counts_trained_bigram_v1_learns_the_counted_table():
@@ -84,12 +116,11 @@ def test_bigram_counts_trained_bigram_v1_learns_the_counted_table():
         learned = F.softmax(model.token_embedding_table.weight.double(), dim=1)  # (V, V): each row's next-token odds
     expect(trained >= float(counted) - 1e-4,
            f"bigram_v1 trained to a loss of {trained:.4f}, below your counted table's {float(counted):.4f}. "
-           f"No bigram model can beat the counted frequencies on the text they were counted on: check "
-           f"count_bigrams and mean_nll.")
+           f"No bigram model can beat the counted frequencies on the text they were counted on.", first_wrong())
     expect(trained - float(counted) < 0.01,
            f"bigram_v1 reached {trained:.4f} nats; your counted table gets {float(counted):.4f}. They should "
-           f"agree within 0.01: training pushes the table towards the counted frequencies.")
+           f"agree within 0.01: training pushes the table towards the counted frequencies.", first_wrong())
     frequent = counts.double().sum(1) > 200  # rows with enough pairs to be learned well in 100 steps
     probs = counts.double() / counts.double().sum(1, keepdim=True).clamp(min=1)
-    same(learned[frequent], probs[frequent], "softmax(bigram_v1's table) on the frequent rows", atol=0.02, rtol=0,
-         hint="After training, softmax of each row of token_embedding_table should be the counted row.")
+    same(learned[frequent], probs[frequent], "softmax(bigram_v1's table) on the frequent rows, against your counted "
+         "rows (after training they should agree)", first_wrong(), atol=0.02, rtol=0)
