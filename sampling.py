@@ -28,8 +28,9 @@ def pick_next(logits, temperature=1.0, top_k=None, generator=None):
         raise ValueError(f"temperature must be in [0, {MAX_TEMPERATURE:g}], got {temperature}")
     if temperature == 0:  # greedy: the limit of a temperature going to 0
         return logits.argmax(dim=-1, keepdim=True)
-    # float64 so that a tiny temperature (1e-40, say) makes huge logits rather than inf - inf = nan
-    logits = logits.double() / temperature  # (B, vocab_size)
+    # the largest logit moved to 0 first, and float64: then even a tiny temperature (1e-40, 5e-324) sends the
+    # others to -inf, never to inf - inf = nan; the softmax is the same, since it ignores a shift
+    logits = (logits.double() - logits.double().amax(dim=-1, keepdim=True)) / temperature  # (B, vocab_size)
     if top_k is not None and top_k < logits.size(-1):
         kth = torch.topk(logits, top_k).values[:, [-1]]  # (B, 1): the k-th largest logit of each row
         logits = logits.masked_fill(logits < kth, float("-inf"))

@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -49,7 +50,8 @@ from bench import peers
 from bench.peers import BenchError
 from bench.table import fmt, markdown_table, stages_table
 from data import CharTokenizer, DataError, load_text
-from runner.files import save_json
+from runner.checkpoints import read_metrics, save_json
+from runner.device import machine_info, native_bf16
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("matmul", "train", "sample", "curve", "stages", "gpu")
@@ -60,7 +62,7 @@ WARMUP = 2  # the first steps allocate memory and choose kernels: not what a ste
 SAMPLE_CHARS = 2000
 CURVE_INTERVAL, CURVE_VAL, CURVE_SECONDS = 50, 1.90, 180.0
 GPU_INTERVAL, GPU_VALS = 125, (1.50, 1.47)  # the lecture's ~1.48, and a little better
-TARGETS = {  # what this course's code should achieve beside its peers (issue 19): (at least?, value)
+TARGETS = {  # what this course's code should achieve beside its peers: (at least?, value)
     "train tokens/s, ours / the lecture's": (True, 2.0),
     "train peak RSS, ours / the lecture's": (False, 0.5),
     "sample chars/s, ours / the lecture's": (True, 25.0),
@@ -146,12 +148,22 @@ def matmul_job(size, dtype, repeats):
     return {"gflops": 2 * size**3 / statistics.median(seconds) / 1e9}
 
 
-def launch(stage, out, flags, log):
-    """runner.launch, the run's output in the file log."""
-    Path(log).parent.mkdir(parents=True, exist_ok=True)
-    progress(f"python {stage}.py --out {out} {shlex.join(map(str, flags))}  (output in {log})")
-    with open(log, "w", encoding="utf-8") as f:
-        return runner.launch(stage, out, flags, log=f)
+def launch(stage, out, flags=(), log=None):
+    """Run `python <stage>.py --out out flags...` to the end in a child process and return its metrics.json.
+
+    Its output goes to the file log or, by default, to this process's own stdout and stderr.
+    """
+    cmd = [sys.executable, str(ROOT / f"{stage}.py"), "--out", str(out), *map(str, flags)]
+    if log:
+        Path(log).parent.mkdir(parents=True, exist_ok=True)
+        progress(f"python {stage}.py --out {out} {shlex.join(map(str, flags))}  (output in {log})")
+    with open(log, "w", encoding="utf-8") if log else nullcontext() as f:
+        done = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT if log else None)
+    metrics = read_metrics(out)
+    if done.returncode != 0 or metrics is None:
+        raise DataError(f"`python {stage}.py --out {out} ...` failed (exit status {done.returncode})"
+                        + (f"; its output is in {log}" if log else "; its error is above"))
+    return metrics
 
 
 def train_job(out, flags, log):
@@ -173,7 +185,7 @@ def sample_job(cfg, text, chars, repeats, seed):
         return time.perf_counter() - t0
 
     seconds(8)  # warm-up
-    return {"chars": chars, "dtype": str(dtype).replace("torch.", ""),
+    return {"chars": chars, "dtype": "float32",
             "chars_per_second": chars / statistics.median(seconds(chars) for _ in range(repeats))}
 
 
@@ -188,7 +200,7 @@ class Bench:
         self.results = Path(args.results_dir).resolve()
         self.text = self.work / "input.txt"  # the text every side reads: the lecture reads input.txt
         self.text.write_text(load_text(args.data, min_chars=self.cfg["block_size"] + 1), encoding="utf-8")
-        self.cpu = runner.machine_info(torch.device("cpu"))["cpu"]
+        self.cpu = machine_info(torch.device("cpu"))["cpu"]
         self.report, self.targets, self.gpt_metrics = {}, [], None
 
     def peer(self, name):
@@ -319,14 +331,14 @@ class Bench:
                 + markdown_table(["figure", "value"], [[k, fmt(v, ",.2f", "not reached")] for k, v in fig.items()]))
 
     def run(self, sections, json_path):
-        machine = runner.machine_info(torch.device("cpu"))
+        machine = machine_info(torch.device("cpu"))
         json_path.parent.mkdir(parents=True, exist_ok=True)
         self.report.update(created=datetime.now(timezone.utc).isoformat(timespec="seconds"), machine=machine,
                            command=shlex.join(["python", "-m", "bench.run", *sys.argv[1:]]))
         print("# gpt-from-scratch benchmark\n")
         print(markdown_table(["CPU", "cores", "threads", "torch", "native bf16"],
                              [[machine["cpu"], machine["cores"], machine["threads"], machine["torch"],
-                               "yes" if runner.native_bf16(torch.device("cpu")) else "no"]]), flush=True)
+                               "yes" if native_bf16(torch.device("cpu")) else "no"]]), flush=True)
         for section in sections:
             print("\n" + getattr(self, section)(), flush=True)
             save_json(json_path, self.report)  # after every section: a run that breaks keeps what it measured
@@ -381,7 +393,7 @@ def main(argv=None):
     try:
         with tempfile.TemporaryDirectory(prefix="bench-") as work:
             Bench(args, work).run(args.only, Path(args.results_dir).resolve() / "bench.json")
-    except (BenchError, DataError, runner.UserError) as e:
+    except (BenchError, DataError) as e:
         print(f"bench: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

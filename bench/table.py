@@ -6,8 +6,7 @@ prints one row per run, in the order given, so you can put your own numbers besi
     python -m bench.table                            # every run in out/ (out/bigram_v1 ... out/gpt)
     python -m bench.table out/gpt runs/gpt-dropout   # any run directories, in this order
 
-It trains nothing and imports no PyTorch, so it answers at once. `python -m bench.run` prints the same
-table for its stages section.
+It trains nothing. `python -m bench.run` prints the same table for its stages section.
 """
 
 import argparse
@@ -15,7 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-METRICS = "metrics.json"  # runner.files.METRICS: importing the runner would import PyTorch (a test checks both agree)
+from runner.checkpoints import METRICS
+
 COLUMNS = ("stage", "params", "val loss (full split)", "kept step", "bigram floor", "train seconds", "tokens/s",
            "device")
 

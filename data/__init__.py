@@ -8,7 +8,7 @@
     atomic_write(path, lambda tmp: torch.save(state, tmp))   # a crash never leaves half a file at path
 """
 
-from .atomic import atomic_write, atomic_write_text, remove_stale_temps
+from .atomic import atomic_write
 from .batches import get_batch, split
 from .shakespeare import MAX_TEXT_BYTES, DataError, load_text
 from .tokenizer import CharTokenizer, UnknownCharacterError

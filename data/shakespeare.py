@@ -27,7 +27,7 @@ import requests
 import urllib3
 from tqdm import tqdm
 
-from .atomic import atomic_write, remove_stale_temps
+from .atomic import atomic_write
 
 URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
@@ -48,17 +48,19 @@ def load_text(path=None, *, min_chars=2, cache=DEFAULT_CACHE, url=URL, sha256=SH
               retries=3, backoff=0.5, deadline=120.0, max_bytes=MAX_TEXT_BYTES):
     """Return the training text: the file at path or $GPT_DATA if given, else Tiny Shakespeare.
 
-    min_chars is the shortest usable text: the scripts pass block_size + 1, because one training example
-    is a window of block_size characters plus the one that follows. max_bytes is the longest. The other
-    arguments say what to download, and how patiently (see _download). The default deadline, 120 s, is
-    enough for the 1.1 MB text over a link of 10 kB/s; over a slower one, download a copy yourself.
+    min_chars is the shortest usable text: the scripts pass 10 * (block_size + 1), because one example is a
+    window of block_size characters plus the one that follows, and the validation split (the last 10%)
+    must hold one. max_bytes is the longest. The other arguments say what to download, and how patiently
+    (see _download). The default deadline, 120 s, is enough for the 1.1 MB text over a link of 10 kB/s;
+    over a slower one, download a copy yourself.
     """
     origin = ""
     if path is None and os.environ.get(ENV_VAR):
         path, origin = os.environ[ENV_VAR], f" (from {ENV_VAR})"
+    if path is not None and not os.fspath(path):
+        raise DataError("--data is empty; pass the path of a text file")
     if path is None:
         path = Path(cache)
-        remove_stale_temps(path.parent)  # a download killed outright leaves its temporary file there
         problem = _mismatch(path, size, sha256) if path.is_file() else None
         if problem:  # a warning: the download below repairs the cache, but say why the network is used again
             print(f"{path} is damaged ({problem}); downloading a fresh copy", file=sys.stderr)
@@ -164,5 +166,6 @@ def _read_text(path, name, min_chars, max_bytes):
     if not text:
         raise DataError(f"{name} is empty; pass a file with some text in it")
     if len(text) < min_chars:
-        raise DataError(f"{name} has {len(text):,} characters, needs {min_chars:,}; pass a smaller --block-size")
+        raise DataError(f"{name} has {len(text):,} characters, needs {min_chars:,}; pass a longer text or a smaller "
+                        f"--block-size")
     return text

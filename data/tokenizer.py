@@ -4,11 +4,6 @@ The vocabulary is the sorted set of characters in a text; a character's id is it
 Tiny Shakespeare has 65 distinct characters, so ids run from 0 to 64.
 """
 
-import json
-
-from .atomic import atomic_write_text
-
-
 class UnknownCharacterError(ValueError):
     """Raised when a string holds characters the vocabulary lacks."""
 
@@ -48,7 +43,7 @@ class CharTokenizer:
         )
 
     # A tokenizer goes into every checkpoint as this dict, so a sample can be drawn later without the
-    # training text; save() writes it as plain JSON beside them (tokenizer.json).
+    # training text; the runner also writes it as plain JSON beside them (tokenizer.json).
     def to_dict(self):
         return {"type": "char", "chars": "".join(self.chars)}
 
@@ -57,16 +52,6 @@ class CharTokenizer:
         if not isinstance(d, dict) or d.get("type") != "char" or not isinstance(d.get("chars"), str):
             raise ValueError("not a saved character tokenizer")
         return cls(d["chars"])
-
-    def save(self, path):
-        # Atomic, because a run killed while saving must not leave a tokenizer.json that cannot be read
-        # beside a good checkpoint.
-        atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False))
-
-    @classmethod
-    def load(cls, path):
-        with open(path, encoding="utf-8") as f:
-            return cls.from_dict(json.load(f))
 
     def __eq__(self, other):
         return isinstance(other, CharTokenizer) and self.chars == other.chars

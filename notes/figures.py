@@ -81,22 +81,36 @@ def finished_run(stage, args):
     flags += ["--resume"] if run is not None else []  # a checkpoint without metrics: a run stopped early
     cmd = shlex.join([f"{stage}.py", "--out", shown(out), *flags])
     if args.no_train:
-        raise runner.UserError(f"no finished {stage} run in {shown(out)}; train it with `python {cmd}` (or draw "
-                               f"the figures without --no-train)")
+        raise DataError(f"no finished {stage} run in {shown(out)}; train it with `python {cmd}` (or draw "
+                        f"the figures without --no-train)")
     print(f"training {stage}: python {cmd}", flush=True)
-    runner.launch(stage, out, flags)
+    from bench.run import launch  # here: the benchmark's imports are needed only to train
+
+    launch(stage, out, flags)
     return runner.load_run(out, stage)
 
 
 def encode_prompt(run, prompt):
     if any(c not in run.tok.stoi for c in prompt):
-        raise runner.UserError(f"--prompt for {run.stage}: {run.tok.unknown_message(prompt)}")
+        raise DataError(f"--prompt for {run.stage}: {run.tok.unknown_message(prompt)}")
     ids = run.tok.encode(prompt)[-run.cfg["block_size"] :]  # a model sees at most block_size characters
     return torch.tensor([ids])  # (1, T)
 
 
 # ----------------------------------------------------------------------------------------------------
 # what the figures show, computed apart from the drawing so that the tests can check it
+
+
+def capture(model, modules, *inputs):
+    """Run model(*inputs) and return what each of modules received as its first argument."""
+    seen = {}
+    handles = [m.register_forward_pre_hook(lambda module, args: seen.setdefault(module, args[0])) for m in modules]
+    try:
+        model(*inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return [seen.get(m) for m in modules]
 
 
 def causal_softmax(q, k):
@@ -110,7 +124,7 @@ def causal_softmax(q, k):
 @torch.no_grad()
 def bigram_v3_attention(model, idx):
     """Every head's weights in bigram_v3: (B, n_head, T, T), from its own key and query."""
-    (x,) = runner.capture(model, [model.sa_heads], idx)  # (B, T, n_embd): tok_emb + pos_emb
+    (x,) = capture(model, [model.sa_heads], idx)  # (B, T, n_embd): tok_emb + pos_emb
     return torch.stack([causal_softmax(h.query(x), h.key(x)) for h in model.sa_heads.heads], dim=1)
 
 
@@ -121,7 +135,7 @@ def gpt_attention(model, idx):
     gpt.py never builds these: scaled_dot_product_attention computes the same softmax inside one call.
     Here they come from the very q and k the layer makes, sa.qkv(ln1(x)), split into heads as it splits them.
     """
-    inputs = runner.capture(model, [b.sa for b in model.blocks], idx)  # each (B, T, C): ln1 of the stream
+    inputs = capture(model, [b.sa for b in model.blocks], idx)  # each (B, T, C): ln1 of the stream
     weights = []
     for sa, h in zip([b.sa for b in model.blocks], inputs):
         B, T, C = h.shape
@@ -228,8 +242,8 @@ def fig_loss_curves(runs):
 def fig_bigram_table(runs, text):
     run = runs["bigram_v1"]
     if hashlib.sha256(text.encode("utf-8")).hexdigest() != run.metrics["text_sha256"]:
-        raise runner.UserError(f"the bigram_v1 run in {shown(Path(run.path).parent)} was trained on another "
-                               f"text; pass that text with --data")
+        raise DataError(f"the bigram_v1 run in {shown(Path(run.path).parent)} was trained on another "
+                        f"text; pass that text with --data")
     train, _ = split(torch.tensor(run.tok.encode(text)))
     counts = torch.zeros(len(run.tok.chars), len(run.tok.chars), dtype=torch.float64)  # (V, V): b after a
     counts.index_put_((train[:-1], train[1:]), torch.ones(len(train) - 1, dtype=torch.float64), accumulate=True)
@@ -404,7 +418,7 @@ def main(argv=None):
                 fig.savefig(path, dpi=DPI, bbox_inches="tight")
             plt.close(fig)
             print(f"wrote {shown(path)} ({path.stat().st_size // 1024} KB)")
-    except (runner.UserError, DataError) as e:
+    except (DataError, DataError) as e:
         print(f"notes.figures: error: {e}", file=sys.stderr)
         return 1
     return 0

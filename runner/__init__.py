@@ -2,187 +2,277 @@
 
 A stage script (bigram_v1.py ... gpt.py) declares its hyperparameters and its model and hands both to
 main() here. Keeping the rest in one place is what lets `diff -u bigram_v1.py bigram_v2.py` show only the
-idea that is new. A run, one function each, in this order:
+idea that is new. A run, in this order, each step a function below:
 
-  configure     the device (cuda, then mps, then cpu), the number format, the config (runner/config.py)
-  load_data     the text, the character tokenizer, the 90/10 split (data/)
-  build         the model and its AdamW optimizer, or both restored from --out's checkpoint
+  main          the flags (runner/cli.py), then a training run or --sample-only; stop signals
+  train_run     the device and number format (device.py), the config, the text (data/), --out's lock
+  build         the model and its AdamW optimizer, fresh from the seed or restored from --out's ckpt.pt
   train         the loop: runner/loop.py, the file to read beside the lecture's training loop
   report        the kept (best) model measured on the full train and val splits; metrics.json
   sample        text from the kept model, printed as it is drawn (sampling.py)
 
-The other files: bookkeeping.py (the Run the loop's run.* calls go to), config.py (flags from a stage's
-table), files.py (the files in --out), console.py (printing, progress, signals), device.py,
-distributed.py (torchrun), and runs.py (reading, launching and looking inside runs: what the figures,
-the benchmark and the tests use).
+The other files: checkpoints.py (the files in --out and its lock; load_run, the one reader of a run
+directory) and torchrun.py (several processes, and printing on the first of them).
 """
 
 import hashlib
 import os
 import signal
 import sys
-from contextlib import nullcontext
+import threading
+from contextlib import contextmanager, suppress
 
 import torch
 
 import sampling
 from data import CharTokenizer, DataError, load_text, split
 
-from . import distributed
-from .bookkeeping import Run
-from .config import DEFAULT_SEED, UserError, build_parser, config_problem, default_out, defaults, settle
-from .console import make_output_forgiving, say
-from .device import machine_info, native_bf16, pick_device, pick_dtype
-from .files import BEST, CHECKPOINT, METRICS, load_checkpoint, load_weights, out_lock, save_json
-from .loop import GRAD_CLIP, MIN_LR_RATIO, bigram_floor, estimate_loss, full_loss, lr_at, make_optimizer, train
-from .runs import STAGES, capture, launch, load_run
+from . import torchrun
+from .checkpoints import BEST, CHECKPOINT, METRICS, STAGES, load_run, lock, read_checkpoint, save_json
+from .cli import DEFAULT_SEED, SMALL_MODEL, build_parser, default_out, defaults, settle
+from .device import autocast, machine_info, pick_device, pick_dtype
+from .loop import (GRAD_CLIP, MIN_LR_RATIO, Progress, bigram_floor, estimate_loss, full_loss, lr_at, make_optimizer,
+                   train)
+from .torchrun import say
 
 # Besides what main() uses, these are here for the notes, the figures, the benchmark, the exercises and the
-# tests to call as runner.<name>: capture, defaults, estimate_loss, GRAD_CLIP, launch, load_run, lr_at,
-# MIN_LR_RATIO, native_bf16, STAGES.
+# tests to call as runner.<name>: defaults, estimate_loss, GRAD_CLIP, load_run, lr_at, MIN_LR_RATIO, STAGES.
+# Ctrl-C, `kill` / `timeout` / a cluster's stop (SIGTERM), and a closed terminal (SIGHUP; POSIX only)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop signal outside the training loop, or a second Ctrl-C: the run ends at once."""
+
+
+class Run:
+    """One run: its flags, then the config, text, model and optimizer, and where it stands (progress)."""
+
+    def __init__(self, stage, args, table, build_model):
+        self.stage, self.args, self.table, self.build_model, self.progress = stage, args, table, build_model, Progress()
+        self.saved = self.stop = self.lock = None  # the step last saved; the signal that asked to stop
+        self.training = self.replacing = self.hinted = False
+        self.step_times = []  # seconds per step, for loop.pace
+
+    def path(self, name):
+        return os.path.join(self.args.out, name)
+
+    def read(self, name):
+        """(checkpoint, model, tokenizer) from --out's file name, checked (checkpoints.read_checkpoint)."""
+        return read_checkpoint(self.path(name), self.stage, self.table, self.build_model)
 
 
 def main(script, build_model, table, doc=None, gpu_table=None, argv=None):
     """Parse argv, run, and return the exit status: a mistake a user can fix is one line on stderr."""
     stage = os.path.splitext(os.path.basename(script))[0]
-    make_output_forgiving()
+    for name in ("stdout", "stderr"):  # closed (`2>&-`): the null device; a character it cannot show: "?"
+        setattr(sys, name, getattr(sys, name) or open(os.devnull, "w", encoding="utf-8"))
+        with suppress(AttributeError, ValueError, OSError):
+            getattr(sys, name).reconfigure(errors="replace")
     try:
         args = build_parser(stage, doc, table, gpu_table).parse_args(argv)
     except SystemExit as e:  # --help (0) or a bad flag (2): returned, so a notebook gets a status, not an exception
         return e.code
     args.out = os.path.abspath(args.out or default_out(script, stage))
+    run, threads = Run(stage, args, table, build_model), torch.get_num_threads()
     try:
-        run = configure(stage, table, gpu_table, args)
-        if args.sample_only:
-            return sample_only(run)
-        load_data(run)
-        with out_lock(args.out) if distributed.MAIN else nullcontext():  # one run writes in --out at a time
-            build(run, build_model)
-            model = distributed.wrap(torch.compile(run.model) if args.compile else run.model, run.device)
-            train(model, run.optimizer, run.train, run.cfg, run)
-            return finish(run)
-    except (UserError, DataError) as e:
+        with stop_signals(run):
+            return sample_only(run) if args.sample_only else train_run(run, gpu_table)
+    except DataError as e:
         say(f"{stage}.py: error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:  # a second Ctrl-C: quit at once
-        say(f"{stage}.py: interrupted", file=sys.stderr)
-        return 130
+    except Stopped as e:  # the shell's convention: 128 + the signal, 130 for Ctrl-C, 143 for SIGTERM
+        line = f"{stage}.py: stopped by {signal.Signals(e.args[0]).name}"
+        if run.saved is not None:
+            line += f" at step {run.saved}; checkpoint saved in {args.out}: continue with --resume"
+        say(line, file=sys.stderr)
+        return 128 + e.args[0]
+    except (MemoryError, RuntimeError) as e:  # torch.OutOfMemoryError is a RuntimeError, as a CPU's is
+        if not isinstance(e, MemoryError) and "alloc" not in str(e):
+            raise
+        say(f"{stage}.py: error: out of memory; try a smaller --batch-size, --block-size or --n-embd", file=sys.stderr)
+        return 1
     finally:
-        distributed.stop(clean=sys.exc_info()[0] is None)
+        torch.set_num_threads(threads)  # the caller's own, in a notebook
+        if run.lock:
+            run.lock.close()  # releases --out
+        torchrun.stop(clean=sys.exc_info()[0] is None)
 
 
-def configure(stage, table, gpu_table, args):
-    device = distributed.start(pick_device(args.device))
-    if device.type == "cuda":
+@contextmanager
+def stop_signals(run):
+    """While the block runs, Ctrl-C, SIGTERM and SIGHUP ask the training loop to stop between two steps (so
+    the checkpoint holds whole steps and --resume repeats the run exactly); outside the loop, or a second
+    Ctrl-C, they raise Stopped. The caller's own handlers come back afterwards."""
+
+    def handle(signum, frame):
+        if run.training and (run.stop is None or signum != signal.SIGINT):
+            run.stop = signum
+        else:
+            raise Stopped(signum)
+
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+    previous = {signum: signal.signal(signum, handle) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def train_run(run, gpu_table):
+    args = run.args
+    run.device = torchrun.start(pick_device(args.device))
+    if run.device.type == "cuda":
         torch.set_float32_matmul_precision("high")  # TF32 for the few matmuls autocast leaves in float32
-    if distributed.MAIN and not args.sample_only:
-        how = {"cuda": "CUDA GPU found", "mps": "Apple GPU found"}.get(device.type, "no CUDA or MPS GPU found")
-        say(f"device: {device.type} ({'chosen with --device' if args.device != 'auto' else 'auto: ' + how})")
-    ckpt = None
-    if args.resume:
-        ckpt = load_checkpoint(os.path.join(args.out, CHECKPOINT), stage, table)
-    cfg = settle(table, gpu_table, device.type == "cuda", ckpt and ckpt["config"], args)
-    why = config_problem(cfg, table)
-    if why:
-        raise UserError(why)
-    fresh = int.from_bytes(os.urandom(4), "little") % 1_000_000  # --sample-only: a new text every time
-    seed = args.seed if args.seed is not None else fresh if args.sample_only else DEFAULT_SEED
-    return Run(stage, args, table, cfg, device, pick_dtype(args.dtype, device), seed, ckpt)
+    how = {"cuda": "CUDA GPU found", "mps": "Apple GPU found"}.get(run.device.type, "no CUDA or MPS GPU found")
+    say(f"device: {run.device.type} ({'chosen with --device' if args.device != 'auto' else 'auto: ' + how})")
+    ckpt = run.read(CHECKPOINT)[0] if args.resume else None
+    run.cfg = settle(run.table, gpu_table, run.device.type == "cuda", ckpt and ckpt["config"], args)
+    stored = ckpt or {"seed": DEFAULT_SEED, "dtype": "auto"}  # a resumed run keeps its seed and number format
+    run.seed = stored.get("seed", DEFAULT_SEED) if args.seed is None else args.seed
+    run.dtype = pick_dtype(stored.get("dtype", "auto") if args.dtype == "auto" else args.dtype, run.device)
+    run.autocast, run.dtype_name = autocast(run.device, run.dtype), str(run.dtype).removeprefix("torch.")
+    load_data(run, ckpt)
+    run.lock = torchrun.agree(lambda: check_out(run))
+    build(run, ckpt)
+    model = torchrun.wrap(torch.compile(run.model) if args.compile else run.model, run.device)
+    run.training = True  # run.model stays the plain module: its weights are what the checkpoints keep
+    train(model, run.optimizer, run.train, run.cfg, run)
+    run.training = False
+    p = run.progress
+    if run.stop:
+        raise Stopped(run.stop)
+    if p.step < run.cfg["max_iters"] and not p.early:
+        say(f"stopped at step {p.step} of {run.cfg['max_iters']} (--stop-at); checkpoint saved in {args.out}; "
+            f"continue with --resume")
+    elif torchrun.MAIN:
+        report(run)
+        sample(run, run.model, run.tok)
+    return 0
 
 
-def load_data(run):
-    cfg, ckpt, out = run.cfg, run.ckpt, run.args.out
-    text = load_text(run.args.data, min_chars=cfg["block_size"] + 1)
+def load_data(run, ckpt):
+    cfg, out = run.cfg, run.args.out
+    text = load_text(run.args.data, min_chars=10 * (cfg["block_size"] + 1))  # val, its last 10%, holds a window
     run.tok, run.sha256 = CharTokenizer.from_text(text), hashlib.sha256(text.encode("utf-8")).hexdigest()
     if ckpt is not None and CharTokenizer.from_dict(ckpt["tokenizer"]) != run.tok:
-        raise UserError(f"the checkpoint in {out} was trained on a text with another vocabulary; use the same "
+        raise DataError(f"the checkpoint in {out} was trained on a text with another vocabulary; use the same "
                         f"--data or another --out")
     if ckpt is not None and ckpt.get("text_sha256") != run.sha256:
         if not run.args.allow_new_text:
-            raise UserError(f"the checkpoint in {out} was trained on another text with the same characters; use "
+            raise DataError(f"the checkpoint in {out} was trained on another text with the same characters; use "
                             f"the same --data, or pass --allow-new-text to go on anyway")
         say("note: continuing on a text other than the checkpoint's (--allow-new-text)")
     check_prompt(run.tok, run.args.prompt)  # now, not after training
     run.train, run.val = split(torch.tensor(run.tok.encode(text), dtype=torch.long))
     run.splits = {"train": run.train, "val": run.val}
-    if len(run.val) < cfg["block_size"] + 1:
-        raise UserError(f"the text is too short: its validation split (the last 10%) has {len(run.val)} "
-                        f"characters, fewer than block_size + 1 = {cfg['block_size'] + 1}; use a longer text or "
-                        f"a smaller --block-size")
 
 
 def check_prompt(tok, prompt):
     if prompt and any(c not in tok.stoi for c in prompt):
-        raise UserError(f"--prompt: {tok.unknown_message(prompt)}; write the prompt with those characters only")
-
-
-def build(run, build_model):
-    """The model, optimizer and batch generator: fresh from the seed, or restored from --out's checkpoint."""
-    cfg, vocab_size = run.cfg, run.tok.vocab_size
-    if distributed.MAIN:
-        check_out(run)
-    torch.manual_seed(run.seed)  # the same initial weights on every rank
-    run.model = build_model(cfg, vocab_size).to(run.device)
-    run.params = sum(p.numel() for p in run.model.parameters())
-    run.optimizer = make_optimizer(run.model, cfg, run.device)
-    run.batches = torch.Generator().manual_seed(run.seed + distributed.RANK)  # each rank draws its own batches
-    torch.manual_seed(run.seed + distributed.RANK)  # and its own dropout masks
-    if run.ckpt is not None:
-        load_weights(run.model, run.ckpt, run.path(CHECKPOINT))
-        run.restore(run.ckpt, run.path(CHECKPOINT))
-    if distributed.MAIN:
-        if run.ckpt is not None:
-            done = f": it has finished; --max-iters above {cfg['max_iters']} trains longer" if run.finished() else ""
-            say(f"resuming {run.args.out} at step {run.p.step} of {cfg['max_iters']}{done}")
-        matmuls = any(isinstance(m, torch.nn.Linear) for m in run.model.modules())  # bigram_v1 has none
-        fmt = f", matmuls in {run.dtype_name}" if matmuls else ""
-        procs = f" on {distributed.WORLD} processes" if distributed.WORLD > 1 else ""
-        say(f"{run.stage}: {run.params:,} parameters{fmt}{procs}; {len(run.train):,} train and {len(run.val):,} val "
-            f"characters; vocabulary {vocab_size}")
+        raise DataError(f"--prompt: {tok.unknown_message(prompt)}; write the prompt with those characters only")
 
 
 def check_out(run):
-    """A run already in --out is never replaced without being asked to."""
+    """Take --out's lock; a run already there is never replaced without being asked to. Returns the lock."""
+    args = run.args
+    held = lock(args.out)
     names = [n for n in (CHECKPOINT, BEST, METRICS) if os.path.exists(run.path(n))]
-    if not names or run.args.resume:
-        return
-    if not run.args.overwrite:
-        what = f"a trained {run.stage} model" if METRICS in names else f"an unfinished {run.stage} run"
-        raise UserError(f"{run.args.out} already holds {what}; continue it with --resume, replace it with "
-                        f"--overwrite, or keep both by giving this run another --out DIR")
-    for name in names:
-        os.unlink(run.path(name))
+    if names and not args.resume and not args.overwrite:
+        held.close()
+        try:  # suggest --resume only where it would work
+            run.read(CHECKPOINT)
+            hint = "continue it with --resume, "
+        except DataError:
+            hint = ""
+        what = f"a trained {run.stage} model" if METRICS in names else "an unfinished run"
+        raise DataError(f"{args.out} already holds {what}; {hint}replace it with --overwrite, or keep both by giving "
+                        f"this run another --out DIR")
+    run.replacing = bool(names) and not args.resume  # nothing is deleted before this run's first checkpoint
+    return held
 
 
-def finish(run):
-    """After the loop: report and sample a finished run, or say how to go on with a stopped one."""
-    if run.finished():
-        if distributed.MAIN:
-            report(run)
-            sample(run, run.model, run.tok)
-        return 0
-    signum = run.stop.signum  # None: stopped by --stop-at
-    if distributed.MAIN:
-        how = f"stopped by {signal.Signals(signum).name}" if signum else "stopped"
-        say(f"{how} at step {run.p.step} of {run.cfg['max_iters']}; checkpoint saved in {run.args.out}; continue "
-            f"with --resume", file=sys.stderr if signum else sys.stdout)
-    return 128 + signum if signum else 0  # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP
+def build(run, ckpt):
+    """The model, optimizer and batch generator: fresh from the seed, or restored from --out's checkpoint."""
+    cfg, vocab_size, args = run.cfg, run.tok.vocab_size, run.args
+    torch.manual_seed(run.seed)  # the same initial weights on every rank
+    run.model = run.build_model(cfg, vocab_size).to(run.device)
+    run.params = sum(p.numel() for p in run.model.parameters())
+    torch.set_num_threads(args.threads or (1 if run.params < SMALL_MODEL else torch.get_num_threads()))
+    run.optimizer = make_optimizer(run.model, cfg, run.device)
+    run.batches = torch.Generator().manual_seed(run.seed + torchrun.RANK)  # each rank draws its own batches
+    torch.manual_seed(run.seed + torchrun.RANK)  # and its own dropout masks
+    if ckpt is not None:
+        restore(run, ckpt)
+    p = run.progress
+    p.patience = args.patience or p.patience
+    if ckpt is not None:
+        done = f": it has finished; --max-iters above {cfg['max_iters']} trains longer" if p.early or (
+            p.step == cfg["max_iters"]) else ""
+        say(f"resuming {args.out} at step {p.step} of {cfg['max_iters']}{done}")
+    matmuls = any(isinstance(m, torch.nn.Linear) for m in run.model.modules())  # bigram_v1 has none
+    fmt = f", matmuls in {run.dtype_name}" if matmuls else ""
+    procs = f" on {torchrun.WORLD} processes" if torchrun.WORLD > 1 else ""
+    say(f"{run.stage}: {run.params:,} parameters{fmt}{procs}; {len(run.train):,} train and {len(run.val):,} val "
+        f"characters; vocabulary {vocab_size}")
+
+
+def restore(run, ckpt):
+    """Continue where ckpt.pt left off. Its parts are checked before use: an optimizer state that does not fit
+    the model would crash PyTorch inside its C++ (a segmentation fault), not raise."""
+    try:
+        run.model.load_state_dict(ckpt["model"])
+        p = Progress(**{k: ckpt[k] for k in Progress.__dataclass_fields__ if k in ckpt})
+        if not (isinstance(p.step, int) and isinstance(p.step_losses, list) and len(p.step_losses) == p.step):
+            raise ValueError(f"its step {p.step!r} does not match its {len(p.step_losses)} training losses")
+        params, state = list(run.model.parameters()), ckpt["optimizer"]
+        if [i for g in state["param_groups"] for i in g["params"]] != list(range(len(params))) or any(
+                t.shape != params[i].shape for i, s in state["state"].items() for t in s.values() if t.dim()):
+            raise ValueError("its optimizer state does not fit the model")
+        run.optimizer.load_state_dict(state)
+        rngs = ckpt["rng"]  # one per rank that saved
+        rng = rngs[min(torchrun.RANK, len(rngs) - 1)]
+        torch.set_rng_state(rng["torch"])
+        run.batches.set_state(rng["batches"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+    except Exception as e:  # an edited file: anything in it may be of the wrong kind
+        why = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {str(e).splitlines()[0][:80]}"
+        raise DataError(f"{run.path(CHECKPOINT)} is not a usable {run.stage} checkpoint ({why}); delete it, or train "
+                        f"again with --overwrite") from None
+    if p.step > run.cfg["max_iters"]:
+        raise DataError(f"--max-iters {run.cfg['max_iters']} is below the step this run has reached ({p.step}); give "
+                        f"--max-iters {p.step} or more")
+    if len(rngs) != torchrun.WORLD:
+        say(f"note: the checkpoint was written by {len(rngs)} process(es), this run has {torchrun.WORLD}: "
+            f"training goes on, but its batches differ from an uninterrupted run")
+    if p.best and torchrun.MAIN:
+        try:
+            if run.read(BEST)[0].get("iter") != p.best["iter"]:
+                raise DataError(f"{run.path(BEST)} is not the best model ckpt.pt names (step {p.best['iter']})")
+        except DataError as e:
+            say(f"note: {e}; the best model is kept afresh from here")
+            p.best = None
+    run.progress, run.saved = p, p.step
 
 
 def report(run):
     """Measure the kept (best) model on the full splits, beside the bigram floor; write metrics.json."""
-    cfg, p, model = run.cfg, run.p, run.model
+    cfg, p, model = run.cfg, run.progress, run.model
     kept = p.best or p.history[-1]
     if kept["iter"] != p.step:
-        load_weights(model, load_checkpoint(run.path(BEST), run.stage, run.table), run.path(BEST))
+        model.load_state_dict(run.read(BEST)[0]["model"])
         say(f"kept the model of step {kept['iter']} (val estimate {kept['val']:.4f}); the last step's was "
             f"{p.history[-1]['val']:.4f}")
-    tokens = p.step * cfg["batch_size"] * cfg["block_size"] * distributed.WORLD
+    tokens = p.step * cfg["batch_size"] * cfg["block_size"] * torchrun.WORLD
     speed = tokens / p.train_seconds if p.train_seconds else None
     say(f"trained {p.step} steps in {p.train_seconds:.1f} s" + (f": {speed:,.0f} tokens/s" if speed else ""))
     metrics = dict(stage=run.stage, params=run.params, iters=p.step, kept=kept,
                    batch_size=cfg["batch_size"], block_size=cfg["block_size"], device=run.device.type,
-                   dtype=run.dtype_name, world_size=distributed.WORLD,
+                   dtype=run.dtype_name, world_size=torchrun.WORLD,
                    train_seconds=p.train_seconds, tokens_per_second=speed, **final_losses(run))
     metrics.update(config=cfg, seed=run.seed, text_sha256=run.sha256, history=p.history,
                    machine=machine_info(run.device))
@@ -199,8 +289,8 @@ def final_losses(run):
         return dict(train_loss=None, val_loss=None, final_eval_chars=0, bigram_floor=floor)
     which = "full splits" if chars is None else f"first {chars:,} characters of each split"
     say(f"measuring the loss on the {which} ...")
-    losses = {name: full_loss(run.model, d if chars is None else d[: max(chars, block) + 1], block, run.device,
-                              run.autocast) for name, d in run.splits.items()}
+    losses = {name: full_loss(run.model, d if chars is None else d[: max(chars, block) + 1], block, run.device)
+              for name, d in run.splits.items()}
     # stages 1 and 2 cannot get far below the bigram floor; 3 and 4 must
     say(f"{which}: train {losses['train']:.4f}, val {losses['val']:.4f}; bigram floor {floor:.4f} "
         f"(this model: {losses['val'] - floor:+.4f})")
@@ -208,26 +298,36 @@ def final_losses(run):
 
 
 def sample(run, model, tok):
-    """Print a sample from model as it is drawn: a stop (Ctrl-C, SIGTERM) keeps what was printed."""
+    """Print a sample from model, in eval mode (no dropout), as it is drawn: a stop keeps what was printed."""
     args = run.args
+    if not all(torch.isfinite(t).all() for t in model.state_dict().values()):
+        raise DataError("the model's weights are not all finite numbers (training diverged: try a smaller --lr), so "
+                        "it has no sample to give")
     ids = tok.encode(args.prompt) if args.prompt else [tok.stoi.get("\n", 0)]  # a newline starts every speech
-    model = model.eval()  # dropout off: the sample is the trained model's own
     say(f"---- sample (seed {run.seed}: --seed {run.seed} draws it again) ----")
     say(args.prompt or "", end="")
-    for token in sampling.stream(model, torch.tensor([ids], device=run.device), args.max_new_tokens,
-                                 args.temperature, args.top_k, torch.Generator().manual_seed(run.seed),
-                                 run.cfg["block_size"], run.cfg.get("long_sample", "crop")):
-        say(tok.decode(token[0].tolist()), end="")
-    say()
+    try:
+        for token in sampling.stream(model.eval(), torch.tensor([ids], device=run.device), args.max_new_tokens,
+                                     args.temperature, args.top_k, torch.Generator().manual_seed(run.seed),
+                                     run.cfg["block_size"], run.cfg.get("long_sample", "crop")):
+            say(tok.decode(token[0].tolist()), end="")
+    finally:
+        say()  # the end of the sample's line, also when a stop cuts it short
 
 
 def sample_only(run):
-    kept = load_run(run.args.out, run.stage)
-    check_prompt(kept.tok, run.args.prompt)
-    run.cfg = settle(run.table, None, False, kept.cfg, run.args)  # a flag may not contradict its shapes
+    args = run.args
+    if not torchrun.MAIN:
+        return 0  # under torchrun one process samples
+    run.device = pick_device(args.device)
+    kept = load_run(args.out, run.stage, run.build_model, run.table, metrics=False)
+    check_prompt(kept.tok, args.prompt)
+    run.cfg = settle(run.table, None, False, kept.cfg, args)  # a flag may not contradict its shapes
+    fresh = int.from_bytes(os.urandom(4), "little") % 1_000_000  # a new text every time, unless --seed
+    run.seed = fresh if args.seed is None else args.seed
     say(f"{run.stage}: the model of step {kept.step} (val estimate {kept.val:.4f}) in {kept.path}", file=sys.stderr)
     if kept.busy:
-        say(f"note: a run is still training in {run.args.out} (process {kept.busy}); this is its best model so far",
+        say(f"note: a run is still training in {args.out} (process {kept.busy}); this is its best model so far",
             file=sys.stderr)
     sample(run, kept.model.to(run.device), kept.tok)
     return 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from .config import UserError
+from data import DataError
 
 
 def pick_device(choice):
@@ -16,7 +16,7 @@ def pick_device(choice):
     if choice == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
     if (choice == "cuda" and not torch.cuda.is_available()) or (choice == "mps" and not mps):
-        raise UserError(f"--device {choice}: PyTorch sees no such GPU here; use --device auto or cpu")
+        raise DataError(f"--device {choice}: PyTorch sees no such GPU here; use --device auto or cpu")
     return torch.device(choice)
 
 

@@ -9,8 +9,6 @@ in seconds.
 import hashlib
 import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -121,14 +119,3 @@ def small_text_path(small_text, tmp_path_factory):
     path = tmp_path_factory.mktemp("text") / "small.txt"
     path.write_text(small_text, encoding="utf-8")
     return path
-
-
-@pytest.fixture
-def exited_pid():
-    """The pid of a real process that has exited and been waited for, so no process has it now.
-
-    Made fresh for each test: the longer a pid has been free, the likelier the system gave it to another
-    process."""
-    proc = subprocess.Popen([sys.executable, "-c", ""])
-    proc.wait()
-    return proc.pid

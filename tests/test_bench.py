@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import bench.table
 import runner
 from bench import peers
 from bench.run import (TARGETS, Bench, best_within, build_parser, main, steady_tokens_per_second,
@@ -306,10 +305,3 @@ def test_table_defaults_to_every_run_in_out_in_reading_order(tmp_path):
         (tmp_path / "out" / stage / "metrics.json").write_text(json.dumps(metrics(stage)))
     done = table(cwd=tmp_path)
     assert [line.split(" | ")[0].strip("| ") for line in done.stdout.splitlines()[2:]] == list(runner.STAGES)
-
-
-def test_table_imports_no_torch_and_reads_the_file_the_runner_writes():
-    code = "import sys, bench.table; print('torch' in sys.modules)"
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
-    assert done.stdout.strip() == "False"
-    assert bench.table.METRICS == runner.METRICS

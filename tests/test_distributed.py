@@ -101,7 +101,8 @@ def test_one_step_on_two_ranks_with_batch_b_equals_one_process_with_batch_2b(tmp
 
 
 @slow
-def test_a_run_and_its_resume_under_torchrun_succeed_and_only_rank_0_prints_and_writes(small_text_path, tmp_path):
+def test_under_torchrun_a_run_resumes_exactly_rank_0_alone_prints_writes_samples_and_refuses_for_all(small_text_path,
+                                                                                                    tmp_path):
     out = tmp_path / "out"
     first = torchrun("gpt.py", *FLAGS, "--data", small_text_path, "--out", out, "--stop-at", 12)
     assert first.returncode == 0, first.stderr
@@ -118,4 +119,12 @@ def test_a_run_and_its_resume_under_torchrun_succeed_and_only_rank_0_prints_and_
     assert metrics["world_size"] == 2 and metrics["iters"] == 20
     assert metrics["tokens_per_second"] == pytest.approx(20 * 4 * 16 * 2 / metrics["train_seconds"])
     assert [h["iter"] for h in metrics["history"]] == [0, 10, 20]
-    assert not (out / ".lock").exists()
+    whole = torchrun("gpt.py", *FLAGS, "--data", small_text_path, "--out", tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr  # every rank resumed its own batch generator: the same losses
+    assert torch.load(tmp_path / "whole" / "ckpt.pt", weights_only=True)["step_losses"] == torch.load(
+        out / "ckpt.pt", weights_only=True)["step_losses"]
+
+    refused = torchrun("gpt.py", *FLAGS, "--data", small_text_path, "--out", out)  # rank 0 refuses: no rank hangs
+    assert refused.returncode != 0 and refused.stderr.count("already holds a trained gpt model") == 1
+    sampled = torchrun("gpt.py", "--sample-only", "--out", out, "--max-new-tokens", 20, "--device", "cpu")
+    assert sampled.returncode == 0 and sampled.stdout.count("---- sample (") == 1  # one process samples

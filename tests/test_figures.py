@@ -13,6 +13,7 @@ import math
 import subprocess
 import sys
 from collections import Counter
+from types import SimpleNamespace
 
 import matplotlib.image
 import numpy as np
@@ -145,6 +146,18 @@ def test_a_run_stopped_early_is_named_with_the_command_that_resumes_it(tiny_root
     rc = figures.main(["--out-root", str(tmp_path / "out"), "--img-dir", str(tmp_path / "img"), "--no-train",
                        "--only", "positions"])
     assert rc == 1 and "--resume`" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("metrics", ["[1, 2]", '{"history": [{"iter": "10"}]}', '{"trunc'])
+def test_an_edited_or_truncated_metrics_file_is_one_line(metrics, tiny_root, tmp_path, capsys):
+    out = tmp_path / "out" / "gpt"
+    out.mkdir(parents=True)
+    (out / runner.BEST).write_bytes((tiny_root / "gpt" / runner.BEST).read_bytes())
+    (out / runner.METRICS).write_text(metrics)
+    rc = figures.main(["--out-root", str(tmp_path / "out"), "--img-dir", str(tmp_path / "img"), "--no-train",
+                       "--only", "positions"])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.count("\n") == 1 and "metrics.json is unusable" in err
 
 
 def test_the_bigram_table_refuses_a_text_other_than_the_runs(tiny_root, tmp_path, capsys):
@@ -350,3 +363,19 @@ def test_bigram_v3_figure_weights_applied_to_v_give_every_heads_output():
     with torch.no_grad():
         heads = [w[:, i] @ h.value(x) for i, h in enumerate(model.sa_heads.heads)]  # each (B, T, head_size)
         assert_close(torch.cat(heads, dim=-1), out)
+
+
+def test_the_embeddings_figure_projects_on_the_two_widest_directions_at_gpts_default_width(small_text):
+    # n_embd 128, the default, wider than the 65 characters: a projection on Vh's columns would not even run
+    tok, runs = CharTokenizer.from_text(small_text), {}
+    for stage in ("bigram_v2", "gpt"):
+        torch.manual_seed(0)
+        model = importlib.import_module(stage).build_model({**tiny_config(stage), "n_embd": 128}, tok.vocab_size)
+        runs[stage] = SimpleNamespace(model=model, tok=tok)
+    fig = figures.fig_embeddings(runs)
+    for ax, stage in zip(fig.axes, ("bigram_v2", "gpt")):
+        W = runs[stage].model.token_embedding_table.weight.detach().double()  # (V, 128)
+        centred = W - W.mean(dim=0)
+        _, vectors = torch.linalg.eigh(centred.T @ centred)  # ascending eigenvalues: the widest directions last
+        got = torch.tensor([text.get_position() for text in ax.texts], dtype=torch.float64)  # (V, 2)
+        assert_close(got.abs(), (centred @ vectors[:, [-1, -2]]).abs())  # an eigenvector's sign is arbitrary

@@ -95,11 +95,12 @@ def test_temperature_zero_is_greedy_the_argmax_of_every_row():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_a_tiny_temperature_such_as_1e_40_is_greedy_without_nan(dtype):
+@pytest.mark.parametrize("tiny", [1e-40, 5e-324])  # 5e-324: the smallest float64 above 0
+def test_a_tiny_temperature_such_as_1e_40_is_greedy_without_nan(dtype, tiny):
     # in float32, 2.0 / 1e-40 is inf, and softmax's inf - inf would be nan (multinomial then raises)
     logits = torch.randn(50, 11, generator=torch.Generator().manual_seed(1)).to(dtype)  # (B, V)
     logits[0, :3] = torch.tensor([1e30, 3e38, -3e38])  # near float32's largest: still no inf, no nan
-    picked = pick_next(logits, 1e-40, generator=torch.Generator().manual_seed(0))
+    picked = pick_next(logits, tiny, generator=torch.Generator().manual_seed(0))
     assert torch.equal(picked, logits.argmax(dim=-1, keepdim=True))
 
 

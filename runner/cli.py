@@ -14,19 +14,16 @@ A run's configuration is settled in one order, each source overriding the one be
     1. the stage's HYPERPARAMETERS defaults;
     2. on a CUDA GPU, the stage's GPU_HYPERPARAMETERS (gpt.py: the lecture's model);
     3. with --resume or --sample-only, the config stored in the checkpoint;
-    4. the flags given on the command line.
+    4. the flags given on the command line (checked as they are parsed).
 """
 
 import argparse
 import os
 
+from data import DataError
 from sampling import MAX_TEMPERATURE
 
 DEFAULT_SEED = 1337  # training is reproducible by default; --sample-only draws a fresh seed unless given one
-
-
-class UserError(Exception):
-    """A mistake a user can fix (a flag, a file, a checkpoint): reported as one line, no traceback."""
 
 
 EPILOG = ("Every flag has a default: `python %(prog)s` alone trains, saves, evaluates and samples. Exit status: "
@@ -67,6 +64,10 @@ def config_problem(cfg, table):
         why = problem(cfg[name], entry)
         if why:
             return f"{name} {why}"
+    return divisible(cfg)
+
+
+def divisible(cfg):
     if "n_head" in cfg and cfg["n_embd"] % cfg["n_head"]:
         return f"n_embd ({cfg['n_embd']}) must be divisible by n_head ({cfg['n_head']}): each head gets n_embd / n_head"
     return None
@@ -87,6 +88,7 @@ def flag_type(entry):
     return parse
 
 
+SMALL_MODEL = 100_000  # parameters: below this one CPU thread is faster than several, on a busy machine most of all
 # the run's own numeric flags, written as table entries so they are checked and shown the same way
 POSITIVE, NONNEGATIVE = (1, 1, 10**9, ""), (0, 0, 10**9, "")
 
@@ -108,12 +110,14 @@ def build_parser(stage, doc, table, gpu_table=None):
         g.add_argument("--" + name.replace("_", "-"), dest=name, type=flag_type(entry), metavar=metavar,
                        help=f"{entry[-1]}; {describe(entry)} (default: {shown})")
     r = p.add_argument_group("run")
-    r.add_argument("--seed", type=int, help=f"seed of weights, batches and sampling (default: {DEFAULT_SEED}; a new "
-                   f"one for --sample-only)")
+    r.add_argument("--seed", type=flag_type((0, 0, 2**62, "")), metavar="N", help=f"seed of weights, batches and "
+                   f"sampling; 0 to 2**62 (default: {DEFAULT_SEED}; a new one for --sample-only)")
     r.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto",
                    help="auto picks cuda, then mps, then cpu (default: auto)")
     r.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
                    help="number format of the matmuls; auto: bfloat16 where the chip has it natively, else float32")
+    r.add_argument("--threads", type=flag_type(POSITIVE), metavar="N", help="CPU threads (default: 1 for a model "
+                   f"under {SMALL_MODEL:,} parameters, where more threads wait on each other, else PyTorch's choice)")
     r.add_argument("--compile", action="store_true", help="torch.compile the model (slow start, maybe faster steps)")
     r.add_argument("--data", metavar="PATH", help="a UTF-8 text (at most 64 MiB) to train on instead (or: GPT_DATA)")
     r.add_argument("--out", metavar="DIR", help=f"where the run's files go (default: out/{stage} beside the scripts)")
@@ -141,7 +145,7 @@ def build_parser(stage, doc, table, gpu_table=None):
 
 def settle(table, gpu_table, on_gpu, stored, args):
     """The run's config, in the order the module docstring gives; a flag that contradicts the shapes of the
-    checkpoint's weights is a UserError."""
+    checkpoint's weights, or n_embd and n_head that do not divide, is a DataError."""
     cfg = defaults(table)
     if on_gpu:
         cfg.update(gpu_table or {})
@@ -149,10 +153,13 @@ def settle(table, gpu_table, on_gpu, stored, args):
     if stored is not None:
         for name, value in flags.items():
             if name in SHAPES and stored[name] != value:
-                raise UserError(f"the checkpoint in {args.out} has {name}={stored[name]}, so "
+                raise DataError(f"the checkpoint in {args.out} has {name}={stored[name]}, so "
                                 f"--{name.replace('_', '-')} {value} cannot load it; drop the flag")
         cfg.update({name: stored[name] for name in table})
     cfg.update(flags)
+    why = divisible(cfg)
+    if why:
+        raise DataError(why)
     return cfg
 
 

@@ -4,15 +4,19 @@
 
 Each process ("rank") draws different batches; after backward, DistributedDataParallel averages the
 gradients across ranks, so every copy takes the same step, as one process would with N times the batch.
-Rank 0 alone prints, evaluates, samples and writes files. On CUDA the ranks talk through NCCL, one GPU
+Rank 0 alone prints (say), evaluates, samples and writes files. On CUDA the ranks talk through NCCL, one GPU
 each; on a CPU through gloo. Without torchrun (no WORLD_SIZE in the environment) there is one rank,
 rank 0, and every function here leaves things as they are.
 """
 
 import os
+import sys
 
 import torch
 import torch.distributed as dist
+from tqdm import tqdm
+
+from data import DataError
 
 RANK = int(os.environ.get("RANK", "0"))
 WORLD = int(os.environ.get("WORLD_SIZE", "1"))
@@ -47,10 +51,42 @@ def wrap(model, device):
 
 
 def gather(obj):
-    """A list of every rank's obj, on every rank: the one exchange the runner needs. any(gather(flag)) stops
-    every rank at the same step when any was asked to stop; gather(obj)[0] is rank 0's obj, everywhere."""
+    """A list of every rank's obj, on every rank; gather(obj)[0] is rank 0's obj, everywhere."""
     if WORLD == 1:
         return [obj]
     out = [None] * WORLD
     dist.all_gather_object(out, obj)
     return out
+
+
+def any_rank(flag):
+    """Whether flag is true on any rank: every rank stops at the same step when one was asked to stop."""
+    return any(gather(bool(flag)))
+
+
+def agree(check):
+    """check() run on rank 0 alone (the checks of --out: only rank 0 writes there), its DataError raised on
+    every rank, so that no rank trains on while rank 0 has refused to start. Returns what check returned."""
+    why = result = None
+    if MAIN:
+        try:
+            result = check()
+        except DataError as e:
+            why = str(e)
+    why = gather(why)[0]
+    if why:
+        raise DataError(why)
+    return result
+
+
+def say(*args, file=None, **kwargs):
+    """print() on rank 0 alone, above the progress bar. A reader that went away (`python gpt.py | head`)
+    never stops training: that stream goes to the null device from then on."""
+    if not MAIN:
+        return
+    file = file or sys.stdout
+    try:
+        with tqdm.external_write_mode():  # clears the bar, prints, draws the bar again below
+            print(*args, file=file, flush=True, **kwargs)
+    except (BrokenPipeError, ValueError):  # ValueError: the stream was closed
+        setattr(sys, "stdout" if file is sys.stdout else "stderr", open(os.devnull, "w", encoding="utf-8"))
