@@ -19,6 +19,7 @@ import io
 import json
 import math
 import os
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -153,7 +154,11 @@ def lock(out):
         f = open(os.path.join(out, LOCK), "a+", encoding="utf-8")
     except OSError as e:
         raise DataError(f"cannot use --out {out} ({e.strerror or e}); choose another directory") from None
-    if not take(f):
+    for _ in range(20):  # a reader (load_run: --sample-only, the figures, the explorer) holds it an instant
+        if take(f):
+            break
+        time.sleep(0.025)
+    else:
         f.close()
         raise DataError(f"{out} is in use by process {lock_holder(out)}; wait for it to finish or use another --out")
     try:  # the pid, for the message above; a disk too full for it still locks

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -466,3 +467,13 @@ def test_sample_only_needs_neither_metrics_json_nor_the_text(gpt_run, tmp_path, 
     code, stdout, err = call_main("gpt", ["--sample-only", "--out", out, "--max-new-tokens", 5], capsys)
     assert code == 0, err
     assert len(printed_sample(stdout)) == 5
+
+
+def test_a_reader_testing_the_lock_for_an_instant_does_not_turn_a_starting_run_away(tmp_path):
+    # load_run (--sample-only, the figures, the explorer) takes the lock for an instant to see if a run holds it
+    from runner import checkpoints
+
+    reader = open(tmp_path / checkpoints.LOCK, "a+", encoding="utf-8")
+    assert checkpoints.take(reader)
+    threading.Timer(0.1, reader.close).start()  # the reader lets go a tenth of a second later
+    checkpoints.lock(str(tmp_path)).close()  # the run waited for it instead of saying "in use"
