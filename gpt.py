@@ -41,8 +41,7 @@ class MultiHeadAttention(nn.Module):
         super().__init__()
         self.n_head = n_head
         self.dropout = dropout  # on the attention weights, as the lecture's Head does
-        # key, query and value of every head in one Linear: rows [q heads | k heads | v heads]
-        self.qkv = nn.Linear(n_embd, 3 * n_embd, bias=False)
+        self.qkv = nn.Linear(n_embd, 3 * n_embd, bias=False)  # all heads' q, k, v: rows [q heads | k heads | v heads]
         self.proj = nn.Linear(n_embd, n_embd)  # mixes the heads' outputs back
         self.resid_dropout = nn.Dropout(dropout)
 
@@ -50,10 +49,9 @@ class MultiHeadAttention(nn.Module):
         B, T, C = x.shape
         qkv = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head)  # (B, T, 3, n_head, head_size)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, n_head, T, head_size)
-        if cache is not None:  # sampling: add k, v to the earlier positions' (sampling.py's KVCache)
+        if cache is not None:  # sampling (sampling.py's KVCache): a lone new token sees every stored position
             k, v = cache.update(self, k, v)  # each (B, n_head, positions so far, head_size)
-        # bigram_v3's Head in one call: softmax(q k^T / sqrt(head_size)) under the causal mask, dropout, @ v;
-        # one new token (T = 1, sampling with the cache) sees every stored position, so it needs no mask
+        # bigram_v3's Head in one call: softmax(q k^T / sqrt(head_size)) under the causal mask, dropout, @ v
         y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1, dropout_p=self.dropout if self.training else 0)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): the heads side by side, as torch.cat did
         return self.resid_dropout(self.proj(y))  # (B, T, C)
@@ -76,7 +74,7 @@ class FeedForward(nn.Module):
 
 
 class Block(nn.Module):
-    """Transformer block: communication (attention) then computation (feed-forward)."""
+    """Transformer block: communication (attention), then computation (feed-forward), each added to x (residual)."""
 
     def __init__(self, n_embd, n_head, dropout):
         super().__init__()
@@ -86,8 +84,7 @@ class Block(nn.Module):
         self.ffwd = FeedForward(n_embd=n_embd, dropout=dropout)
 
     def forward(self, x, cache=None):
-        # pre-layer-norm residual: each sublayer adds a correction to x instead of replacing it
-        x = x + self.sa(self.ln1(x), cache)  # (B, T, C)
+        x = x + self.sa(self.ln1(x), cache)  # (B, T, C): layer norm first (pre-norm), then a correction to x
         x = x + self.ffwd(self.ln2(x))  # (B, T, C)
         return x
 
@@ -101,8 +98,7 @@ class GPTLanguageModel(nn.Module):
         self.blocks = nn.ModuleList([Block(n_embd=n_embd, n_head=n_head, dropout=dropout) for _ in range(n_layer)])
         self.ln_f = nn.LayerNorm(n_embd)  # final layer norm
         self.lm_head = nn.Linear(n_embd, vocab_size)  # from embedding space to logits
-        # GPT-2's init: weights ~ N(0, 0.02) and zero biases; the two layers that write into the residual stream
-        # (attention's proj, the MLP's last Linear) shrunk by depth, so its variance does not grow with every block
+        # GPT-2's init: N(0, 0.02), zero biases, and the layers that write into the residual stream shrunk by depth
         for name, module in self.named_modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
                 std = 0.02 / (2 * n_layer) ** 0.5 if name.endswith(("sa.proj", "ffwd.net.2")) else 0.02

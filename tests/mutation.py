@@ -92,9 +92,9 @@ MUTANTS = [
            "idx[:, -block_size:][:, : max(1, block_size // 2)]",
            (PI + "past_block_size_each_strategy_writes_the_text_of_its_reference_loop",),
            why="the refilled cache holds the first half of the window, not the last"),
-    Mutant("temperature-without-float64", "sampling.py", "logits = logits.double() / temperature",
-           "logits = logits / temperature", (SA + "a_tiny_temperature_such_as_1e_40_is_greedy_without_nan",),
-           why="a tiny temperature makes inf - inf = nan in float32"),
+    Mutant("temperature-without-the-shift", "sampling.py", "logits.double().amax(dim=-1, keepdim=True)", "0",
+           (SA + "a_tiny_temperature_such_as_1e_40_is_greedy_without_nan",),
+           why="a tiny temperature makes the largest logits inf, and inf - inf = nan"),
     Mutant("top-k-plus-one", "sampling.py", "torch.topk(logits, top_k)", "torch.topk(logits, top_k + 1)",
            (SA + "top_k_draws_only_the_k_largest_logits_and_each_of_them",), why="top_k keeps k + 1 candidates"),
     # ---- the training loop and its measurements -------------------------------------------------------------
