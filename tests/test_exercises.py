@@ -23,6 +23,7 @@ import sys
 import types
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -44,22 +45,19 @@ def committed(path):
 
 
 def pristine_copy(folder, exercises=EXERCISES):
-    """folder/exercises: the working tree's exercises/ with every stub as committed. Returns the stubs taken
-    from the working tree because HEAD has no such file (exercises not committed yet)."""
+    """folder/exercises: the working tree's exercises/ with every stub as committed (a stub HEAD lacks, of an
+    exercise not committed yet, is the working tree's)."""
     shutil.copytree(exercises, folder / "exercises", ignore=shutil.ignore_patterns("__pycache__"))
     (folder / "pytest.ini").write_text("[pytest]\n")  # the copy's own rootdir, no settings from elsewhere
-    uncommitted = []
     for name in NAMES:
         text = committed(f"exercises/{name}.py")
-        if text is None:
-            uncommitted.append(name)
-        else:
+        if text is not None:
             (folder / "exercises" / f"{name}.py").write_text(text, encoding="utf-8")
-    return uncommitted
 
 
-def start_checks(folder, name, solutions, text):
-    """Start every check in a child pytest, as a learner runs them; it writes name.xml (JUnit) and name.txt."""
+def start_checks(folder, name, text, *args, solutions=False):
+    """Start the checks in a child pytest, as a learner runs them (`python -m pytest exercises ...args`) in
+    folder's copy; it writes name.xml (JUnit) and name.txt (its output)."""
     env = {k: v for k, v in os.environ.items() if k != common.SOLUTIONS_VAR}
     env["GPT_DATA"] = str(text)  # some checks read a slice of Tiny Shakespeare: the copy conftest found
     env["PYTHONPATH"] = os.pathsep.join([str(folder), str(REPO_ROOT)])  # the copy's exercises/, the real rest
@@ -67,7 +65,7 @@ def start_checks(folder, name, solutions, text):
         env[common.SOLUTIONS_VAR] = "1"
     with open(folder / f"{name}.txt", "w") as out:  # a file, not a pipe: two children never block on a full one
         return subprocess.Popen([sys.executable, "-m", "pytest", "exercises", "-q", "-p", "no:cacheprovider",
-                                 f"--junitxml={folder / name}.xml"], cwd=folder, env=env, stdout=out,
+                                 f"--junitxml={folder / name}.xml", *args], cwd=folder, env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
 
 
@@ -84,55 +82,49 @@ def results_of(folder, name):
     return results, output
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory, shakespeare_path):
-    """Both runs at once (each is mostly one core's work): the solutions', then the committed stubs'."""
-    if committed("exercises/README.md") is None:
-        pytest.skip("the committed stubs are read with git, and this checkout has no git history")
-    folder = tmp_path_factory.mktemp("exercises")
-    pristine_copy(folder)
-    procs = {name: start_checks(folder, name, solutions, shakespeare_path)
-             for name, solutions in (("solved", True), ("untouched", False))}
+def finish(procs):
+    """Wait for the child pytest runs; kill any still going when one fails or hangs."""
     try:
-        for proc in procs.values():
+        for proc in procs:
             proc.wait(timeout=300)
     finally:
-        for proc in procs.values():
+        for proc in procs:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    return [results_of(folder, name) for name in procs]
 
 
 @pytest.fixture(scope="module")
-def solved(runs):
-    return runs[0]
-
-
-@pytest.fixture(scope="module")
-def untouched(runs):
-    return runs[1]
+def runs(tmp_path_factory, shakespeare_path):
+    """{"solved": ..., "untouched": ...}: results_of the solutions' run and of the committed stubs' run, both
+    at once (each is mostly one core's work). The copy is made from a working tree where the learner has
+    solved an exercise: it must not reach the run that expects stubs."""
+    if committed("exercises/README.md") is None:
+        pytest.skip("the committed stubs are read with git, and this checkout has no git history")
+    learners = tmp_path_factory.mktemp("learner") / "exercises"
+    shutil.copytree(EXERCISES, learners, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(EXERCISES / "solutions" / f"{NAMES[0]}.py", learners / f"{NAMES[0]}.py")  # e01, committed
+    folder = tmp_path_factory.mktemp("exercises")
+    pristine_copy(folder, learners)
+    finish([start_checks(folder, "solved", shakespeare_path, solutions=True),
+            start_checks(folder, "untouched", shakespeare_path)])
+    return {name: results_of(folder, name) for name in ("solved", "untouched")}
 
 
 @pytest.mark.slow
-def test_there_are_at_least_sixteen_exercises_with_checks(solved):
-    results, _ = solved
+def test_every_exercise_has_checks_and_every_solution_passes_them(runs):
+    results, output = runs["solved"]
     assert len(NAMES) >= 16, NAMES
     for name in NAMES:
         assert any(f"test_{name}" in test for test in results), f"no check ran for exercises/{name}.py"
-
-
-@pytest.mark.slow
-def test_every_solution_passes_its_check(solved):
-    results, output = solved
     failed = {test: why for test, why in results.items() if why is not None}
-    assert results and not failed, f"{failed}\n{output[-3000:]}"
+    assert not failed, f"{failed}\n{output[-3000:]}"
 
 
 @pytest.mark.slow
-def test_every_committed_stub_fails_with_not_done_yet_and_a_first_hint(solved, untouched):
-    results, output = untouched
-    assert set(results) == set(solved[0]), "the stubs and the solutions should run the same checks"
+def test_every_committed_stub_fails_with_not_done_yet_and_a_first_hint(runs):
+    results, output = runs["untouched"]
+    assert set(results) == set(runs["solved"][0]), "the stubs and the solutions should run the same checks"
     passing = [test for test, why in results.items() if why is None]
     assert not passing, f"these checks pass on the committed stubs (from git, not your working tree): {passing}"
     # each failure: "not done yet", the file to write in, the first hint, how to get more, and its note
@@ -142,21 +134,6 @@ def test_every_committed_stub_fails_with_not_done_yet_and_a_first_hint(solved, u
     answers = {test: why for test, why in results.items() if "Hint 3: " in why or "Hint 2: " in why}
     assert not answers, f"a stub's failure should show the first hint only: {answers}"
     assert "NotImplementedError" not in output and "Traceback" not in output, output[-3000:]
-
-
-def test_the_pristine_copy_takes_committed_stubs_not_the_working_trees(tmp_path):
-    """A learner's solved exercise in the working tree must not reach the run that expects stubs."""
-    name = next((n for n in NAMES if committed(f"exercises/{n}.py") is not None), None)
-    if name is None:
-        pytest.skip("no exercise is committed yet, or this checkout has no git history")
-    learners = tmp_path / "learner"  # a working tree where the learner has solved `name`
-    shutil.copytree(EXERCISES, learners, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(EXERCISES / "solutions" / f"{name}.py", learners / f"{name}.py")
-    uncommitted = pristine_copy(tmp_path / "copy", learners)
-    assert name not in uncommitted
-    stub = (tmp_path / "copy" / "exercises" / f"{name}.py").read_text(encoding="utf-8")
-    assert stub == committed(f"exercises/{name}.py") and "not done yet" in stub
-    assert (tmp_path / "copy" / "exercises" / "checks" / "common.py").is_file()
 
 
 # ---- typical wrong answers: (exercise, what is wrong, [(text in the solution, its wrong replacement)], what
@@ -286,18 +263,21 @@ def run_checks(check_module):
     return results
 
 
+def checked(name, replacements, text):
+    """run_checks' results for exercise name's checks on its solution with replacements made, at hint level 1."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GPT_DATA", str(text))  # the checks' slice of text, as the child runs read it
+        mp.setattr(common, "HINT_LEVEL", 1)
+        check_module = importlib.import_module(f"exercises.checks.test_{name}")
+        mp.setattr(check_module, "ex", wrong_module(name, replacements))
+        return run_checks(check_module)
+
+
 @pytest.fixture(scope="module")
 def wrong_answers_checked(shakespeare_path):
-    """{index in WRONG_ANSWERS: run_checks' results for that wrong answer}, every check at hint level 1."""
-    results = {}
-    for i, (name, _, replacements, _) in enumerate(WRONG_ANSWERS):
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("GPT_DATA", str(shakespeare_path))  # the checks' slice of text, as the child runs read it
-            mp.setattr(common, "HINT_LEVEL", 1)
-            check_module = importlib.import_module(f"exercises.checks.test_{name}")
-            mp.setattr(check_module, "ex", wrong_module(name, replacements))
-            results[i] = run_checks(check_module)
-    return results
+    """{index in WRONG_ANSWERS: checked() for that wrong answer}."""
+    return {i: checked(name, replacements, shakespeare_path)
+            for i, (name, _, replacements, _) in enumerate(WRONG_ANSWERS)}
 
 
 @pytest.mark.parametrize("i", range(len(WRONG_ANSWERS)), ids=[f"{w[0]}: {w[1]}" for w in WRONG_ANSWERS])
@@ -320,52 +300,21 @@ def test_every_check_rejects_at_least_one_wrong_answer(wrong_answers_checked):
     assert not accepting_all, f"no wrong answer in WRONG_ANSWERS fails these checks: {accepting_all}"
 
 
-def test_every_exercise_has_a_wrong_answer_in_the_table():
-    assert {w[0] for w in WRONG_ANSWERS} == set(NAMES)
-
-
-@pytest.fixture
-def real_text(shakespeare_path, monkeypatch):
-    monkeypatch.setenv("GPT_DATA", str(shakespeare_path))  # the checks' slice of text, as the child runs read it
-    monkeypatch.setattr(common, "HINT_LEVEL", 1)
-
-
-def test_the_solutions_pass_their_checks_in_this_process_too(real_text):
+@pytest.mark.parametrize("name", ["e06_attention_head", "e13_transformer_block"])
+def test_the_solutions_pass_their_checks_in_this_process_too(name, shakespeare_path):
     """The in-process way of running checks that the wrong answers use gives the child run's verdict."""
-    for name in ("e06_attention_head", "e13_transformer_block"):
-        check_module = importlib.import_module(f"exercises.checks.test_{name}")
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(check_module, "ex", importlib.import_module(f"exercises.solutions.{name}"))
-            assert set(run_checks(check_module).values()) == {None}, name
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_every_check_is_a_plain_function_and_every_stub_function_has_three_tiers_of_hints(name):
-    check_module = importlib.import_module(f"exercises.checks.test_{name}")
-    for test_name, check in vars(check_module).items():
-        if test_name.startswith("test_") and inspect.isfunction(check):
-            assert not inspect.signature(check).parameters, f"{name}.{test_name} takes arguments (fixtures)"
-    stub_source = (EXERCISES / f"{name}.py").read_text(encoding="utf-8")
-    for function in re.findall(r'not done yet: ([\w.]+)', stub_source):
-        hint = check_module.HINTS.get(function) or check_module.HINTS.get(function.split(".")[0])
-        assert isinstance(hint, common.Hint) and all(hint), f"{name}: no three-tier hint for {function}"
-        # the nudge never hands over the answer: none of the code in the answer's backticks appears in it
-        code = set(re.findall(r"`([^`]+)`", hint.answer)) | {hint.answer}
-        assert not any(c in hint.nudge for c in code), f"{name}: the first hint for {function} gives the answer"
+    assert set(checked(name, [], shakespeare_path).values()) == {None}
 
 
 def test_without_the_text_the_checks_read_the_notes_prose_not_made_up_ids(monkeypatch):
     """Offline with no copy of Tiny Shakespeare, the checks still run on a real text (ids are not positions)."""
-    def offline(*args, **kwargs):
-        raise common.DataError("no text here")
-
-    monkeypatch.setattr(common, "load_text", offline)
+    monkeypatch.setattr(common, "load_text", mock.Mock(side_effect=common.DataError("no text here")))
     common.shakespeare_ids.cache_clear()
     try:
-        ids, tok = common.shakespeare_ids(5_000)
+        ids, tok = common.shakespeare_ids(10**7)  # more than all the notes hold: every one of them is read
     finally:
         common.shakespeare_ids.cache_clear()  # the next check reads the real text again
-    assert tok.decode(ids.tolist()) == common.in_repo_text()[:5_000]
+    assert tok.decode(ids.tolist()) == common.in_repo_text()
     assert "```" not in tok.decode(ids.tolist())  # prose: the notes' code blocks are left out
 
 
@@ -378,22 +327,17 @@ def test_hint_tiers_show_as_asked():
     assert "Hint 3: the answer" in three and "more help" not in three
 
 
-def run_pytest(folder, *args):
-    env = {k: v for k, v in os.environ.items() if k != common.SOLUTIONS_VAR}
-    env["PYTHONPATH"] = os.pathsep.join([str(folder), str(REPO_ROOT)])
-    return subprocess.run([sys.executable, "-m", "pytest", "exercises", "-q", "-p", "no:cacheprovider", *args],
-                          cwd=folder, env=env, capture_output=True, text=True, timeout=300)
-
-
 @pytest.mark.slow
 def test_a_hyphen_in_k_selects_the_check_and_hints_2_shows_the_calls(tmp_path, shakespeare_path):
     pristine_copy(tmp_path)
-    done = run_pytest(tmp_path, "-k", "attention-head", "--hints", "2")
-    assert "3 failed" in done.stdout, done.stdout[-2000:]  # e06's three checks, not "deselected"
-    assert "Hint 2: " in done.stdout and "Hint 3: " not in done.stdout, done.stdout[-2000:]
-    nothing = run_pytest(tmp_path, "-k", "attention_heads")
-    assert nothing.returncode == 5, nothing.stdout[-2000:]
-    assert "matched no check" in nothing.stdout and "attention_head" in nothing.stdout, nothing.stdout[-2000:]
+    hyphen = start_checks(tmp_path, "hyphen", shakespeare_path, "-k", "attention-head", "--hints", "2")
+    nothing = start_checks(tmp_path, "nothing", shakespeare_path, "-k", "attention_heads")
+    finish([hyphen, nothing])
+    out = (tmp_path / "hyphen.txt").read_text()
+    assert "3 failed" in out, out[-2000:]  # e06's three checks, not "deselected"
+    assert "Hint 2: " in out and "Hint 3: " not in out, out[-2000:]
+    out = (tmp_path / "nothing.txt").read_text()
+    assert nothing.returncode == 5 and "matched no check" in out and "attention_head" in out, out[-2000:]
 
 
 @pytest.mark.slow
@@ -402,17 +346,17 @@ def test_a_syntax_error_in_one_exercise_fails_only_its_checks_in_one_line(tmp_pa
     broken = tmp_path / "exercises" / "e06_attention_head.py"
     broken.write_text(broken.read_text(encoding="utf-8") + "\n\ndef oops(:\n    pass\n", encoding="utf-8")
     line = len(broken.read_text(encoding="utf-8").splitlines()) - 1  # the `def oops(:` line
-    done = run_pytest(tmp_path, "-k", "attention_head or batches", "--junitxml", str(tmp_path / "r.xml"))
-    assert done.returncode == 1 and "error" not in done.stdout.splitlines()[-1], done.stdout[-3000:]  # failures only
-    results = {case.get("name"): next((c for c in case if c.tag in ("failure", "error")), None)
-               for case in ET.parse(tmp_path / "r.xml").iter("testcase")}
-    e06 = {n: r for n, r in results.items() if n.startswith("test_attention_head")}
-    assert len(e06) == 3 and all(r is not None and r.tag == "failure" for r in e06.values()), done.stdout[-3000:]
-    for r in e06.values():
-        assert r.text.startswith(f"exercises/e06_attention_head.py, line {line}: "), r.text
-        assert len(r.text.strip().splitlines()) == 1, r.text
-    e01 = [r for n, r in results.items() if n.startswith("test_batches")]
-    assert e01 and all(r is not None and "not done yet" in r.text for r in e01), done.stdout[-3000:]
+    proc = start_checks(tmp_path, "broken", shakespeare_path, "-k", "attention_head or batches")
+    finish([proc])
+    results, output = results_of(tmp_path, "broken")
+    assert proc.returncode == 1 and "error" not in output.splitlines()[-1], output[-3000:]  # failures only
+    e06 = {test: why for test, why in results.items() if "::test_attention_head" in test}
+    assert len(e06) == 3, output[-3000:]
+    for why in e06.values():
+        assert why.startswith(f"failure: exercises/e06_attention_head.py, line {line}: "), why
+        assert len(why.strip().splitlines()) == 1, why
+    e01 = [why for test, why in results.items() if "::test_batches" in test]
+    assert e01 and all(why is not None and "not done yet" in why for why in e01), output[-3000:]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -436,15 +380,17 @@ def test_each_exercise_names_its_stage_note_hints_and_command(name):
 STAGE_ORDER = ["data/", "bigram_v1", "bigram_v2", "bigram_v3", "gpt", "sampling.py", "runner/loop.py"]
 
 
-def test_the_readme_lists_every_exercise_once_in_the_order_of_the_stages():
+def test_the_readme_lists_every_exercise_once_in_the_order_of_the_stages_and_its_links_resolve():
     rows = re.findall(r"^\| \d+ \| \[[^]]+\]\((e\d\d_\w+)\.py\) \| ([^|]+) \|", README, re.M)
     assert sorted(name for name, _ in rows) == NAMES, rows
     ranks = [STAGE_ORDER.index(stage.strip()) for _, stage in rows]
     assert ranks == sorted(ranks), f"exercises/README.md's table should follow the stages {STAGE_ORDER}: {rows}"
+    for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", README):
+        assert target.startswith("http") or (EXERCISES / target).exists(), f"README.md links {target}: not there"
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_each_solution_is_marked_and_matches_its_stub(name):
+def test_each_solution_matches_its_stub_each_check_takes_no_fixtures_and_each_hint_has_three_tiers(name):
     stub = importlib.import_module(f"exercises.{name}")
     solution = importlib.import_module(f"exercises.solutions.{name}")
     assert solution.__doc__.startswith("SOLUTION to exercise"), f"solutions/{name}.py is not marked as a solution"
@@ -454,9 +400,13 @@ def test_each_solution_is_marked_and_matches_its_stub(name):
             if inspect.isfunction(obj):
                 theirs = inspect.signature(getattr(solution, attr))
                 assert inspect.signature(obj) == theirs, f"{name}.{attr}: the stub and the solution differ in arguments"
-
-
-def test_exercise_readme_links_resolve():
-    for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", README):
-        if not target.startswith("http"):
-            assert (EXERCISES / target).exists(), f"exercises/README.md links {target}, which does not exist"
+    check_module = importlib.import_module(f"exercises.checks.test_{name}")
+    for test_name, check in vars(check_module).items():
+        if test_name.startswith("test_") and inspect.isfunction(check):
+            assert not inspect.signature(check).parameters, f"{name}.{test_name} takes arguments (fixtures)"
+    for function in re.findall(r'not done yet: ([\w.]+)', inspect.getsource(stub)):
+        hint = check_module.HINTS.get(function) or check_module.HINTS.get(function.split(".")[0])
+        assert isinstance(hint, common.Hint) and all(hint), f"{name}: no three-tier hint for {function}"
+        # the nudge never hands over the answer: none of the code in the answer's backticks appears in it
+        code = set(re.findall(r"`([^`]+)`", hint.answer)) | {hint.answer}
+        assert not any(c in hint.nudge for c in code), f"{name}: the first hint for {function} gives the answer"
