@@ -22,19 +22,27 @@ from torch.nn import functional as F
 MAX_TEMPERATURE = 100.0  # beyond this every character is about equally likely: nothing left to learn from
 
 
-def pick_next(logits, temperature=1.0, top_k=None, generator=None):
-    """Draw the next token from the last position's logits (B, vocab_size) -> (B, 1)."""
+def probabilities(logits, temperature=1.0, top_k=None):
+    """The distribution the next token is drawn from: logits (B, vocab_size) -> probabilities (B, vocab_size)."""
     if not 0 <= temperature <= MAX_TEMPERATURE:
         raise ValueError(f"temperature must be in [0, {MAX_TEMPERATURE:g}], got {temperature}")
-    if temperature == 0:  # greedy: the limit of a temperature going to 0
-        return logits.argmax(dim=-1, keepdim=True)
+    if temperature == 0:  # greedy, the limit of a temperature going to 0: everything on the likeliest
+        return F.one_hot(logits.argmax(dim=-1), logits.size(-1)).double()
     # the largest logit moved to 0 first, and float64: then even a tiny temperature (1e-40, 5e-324) sends the
     # others to -inf, never to inf - inf = nan; the softmax is the same, since it ignores a shift
     logits = (logits.double() - logits.double().amax(dim=-1, keepdim=True)) / temperature  # (B, vocab_size)
     if top_k is not None and top_k < logits.size(-1):
         kth = torch.topk(logits, top_k).values[:, [-1]]  # (B, 1): the k-th largest logit of each row
         logits = logits.masked_fill(logits < kth, float("-inf"))
-    probs = F.softmax(logits, dim=-1).cpu()  # sampled on the CPU so a seed gives the same text on any device
+    return F.softmax(logits, dim=-1)
+
+
+def pick_next(logits, temperature=1.0, top_k=None, generator=None):
+    """Draw the next token from the last position's logits (B, vocab_size) -> (B, 1)."""
+    probs = probabilities(logits, temperature, top_k)  # (B, vocab_size)
+    if temperature == 0:  # greedy: no draw needed
+        return probs.argmax(dim=-1, keepdim=True)
+    probs = probs.cpu()  # sampled on the CPU so a seed gives the same text on any device
     return torch.multinomial(probs, num_samples=1, generator=generator).to(logits.device)
 
 

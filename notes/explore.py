@@ -42,6 +42,7 @@ import torch.nn.functional as F
 
 import runner
 import sampling
+from notes.figures import bigram_v3_attention, gpt_attention
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = Path(__file__).with_name("explore.html")
@@ -72,18 +73,8 @@ def shown(path):
 
 
 def sampler_probs(logits, temperature, top_k):
-    """The probabilities sampling.stream draws the next character from: logits (V,) -> (V,), float64.
-
-    The same steps as the sampler: divide by the temperature, keep the top_k largest logits, softmax.
-    Temperature 0 is greedy: all of the probability on the likeliest character.
-    """
-    if temperature == 0:
-        return F.one_hot(logits.argmax(), logits.numel()).double()
-    logits = logits.double() / temperature  # float64, as the sampler: a tiny temperature gives no inf - inf
-    if top_k is not None and top_k < logits.numel():
-        kth = torch.topk(logits, top_k).values[-1]  # the k-th largest logit
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    return F.softmax(logits, dim=-1)
+    """The probabilities sampling.stream draws the next character from: logits (V,) -> (V,), float64."""
+    return sampling.probabilities(logits[None], temperature, top_k)[0]
 
 
 @torch.no_grad()
@@ -94,47 +85,19 @@ def next_char(model, idx, temperature, top_k):
     return F.softmax(last.double(), dim=-1), sampler_probs(last, temperature, top_k)
 
 
-def inputs_of(model, modules, idx):
-    """Run model(idx) and return what each of modules received (forward pre-hooks): the x attention works on."""
-    seen = {}
-    handles = [m.register_forward_pre_hook(lambda m, args: seen.__setitem__(m, args[0])) for m in modules]
-    try:
-        model(idx)
-    finally:
-        for h in handles:
-            h.remove()
-    return [seen[m] for m in modules]
-
-
-def causal_softmax(q, k):
-    """softmax(q kᵀ / sqrt(head_size)) with the future masked: (..., T, hs) twice -> (..., T, T); rows sum to 1."""
-    T = q.size(-2)
-    scores = q @ k.transpose(-2, -1) * k.size(-1) ** -0.5  # (..., T, T)
-    future = torch.ones(T, T, dtype=torch.bool).triu(1)  # (T, T): True above the diagonal
-    return F.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
-
-
 @torch.no_grad()
 def attention(model, stage, idx):
     """Every layer's attention weights for idx (1, T): a list of (n_head, T, T), one per layer; None for the
     stages without attention. Row t is what position t looks at; everything right of the diagonal is 0.
 
     Neither model hands its weights out: bigram_v3's Heads keep them inside forward, and gpt.py's layers
-    compute them inside F.scaled_dot_product_attention. So they are computed again here from the very q and
+    compute them inside F.scaled_dot_product_attention. So notes/figures.py computes them again from the very q and
     k the model makes from its layer's input, split into heads as the model splits them.
     """
     if stage == "bigram_v3":
-        (x,) = inputs_of(model, [model.sa_heads], idx)  # (1, T, n_embd): tok_emb + pos_emb
-        return [torch.cat([causal_softmax(h.query(x), h.key(x)) for h in model.sa_heads.heads])]  # [(n_head, T, T)]
+        return [bigram_v3_attention(model, idx)[0]]  # [(n_head, T, T)]: one layer of heads
     if stage == "gpt":
-        layers = [block.sa for block in model.blocks]
-        weights = []
-        for sa, x in zip(layers, inputs_of(model, layers, idx)):  # x: (1, T, C), ln1 of the residual stream
-            B, T, C = x.shape
-            qkv = sa.qkv(x).view(B, T, 3, sa.n_head, C // sa.n_head)  # rows [q heads | k heads | v heads]
-            q, k, _ = qkv.permute(2, 0, 3, 1, 4)  # each (1, n_head, T, head_size)
-            weights.append(causal_softmax(q, k)[0])  # (n_head, T, T)
-        return weights
+        return [w[0] for w in gpt_attention(model, idx)]  # one (n_head, T, T) per block
     return None
 
 
