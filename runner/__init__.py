@@ -31,7 +31,7 @@ from data import CharTokenizer, DataError, load_text, split
 from . import torchrun
 from .checkpoints import BEST, CHECKPOINT, METRICS, STAGES, load_run, lock, read_checkpoint, save_json
 from .cli import DEFAULT_SEED, SMALL_MODEL, build_parser, default_out, defaults, settle
-from .device import machine_info, pick_device, pick_dtype
+from .device import machine_info, native_bf16, pick_device
 from .loop import (GRAD_CLIP, MIN_LR_RATIO, Progress, bigram_floor, estimate_loss, full_loss, lr_at, make_optimizer,
                    train)
 from .torchrun import say
@@ -118,12 +118,12 @@ def train_run(run, gpu_table):
     say(f"device: {run.device.type} ({'chosen with --device' if args.device != 'auto' else 'auto: ' + how})")
     ckpt = run.read(CHECKPOINT)[0] if args.resume else None
     run.cfg = settle(run.table, gpu_table, run.device.type == "cuda", ckpt and ckpt["config"], args)
-    stored = ckpt or {"seed": DEFAULT_SEED, "dtype": "auto"}  # a resumed run keeps its seed and number format
+    stored = ckpt or {}  # a resumed run keeps its seed and number format
     run.seed = stored.get("seed", DEFAULT_SEED) if args.seed is None else args.seed
-    run.dtype = pick_dtype(stored.get("dtype", "auto") if args.dtype == "auto" else args.dtype, run.device)
+    native = "bfloat16" if native_bf16(run.device) else "float32"  # --dtype auto
+    run.dtype_name = stored.get("dtype", native) if args.dtype == "auto" else args.dtype
     # bfloat16 autocast runs the matmuls in bfloat16 while weights and optimizer stay float32; float32: no-op
-    run.autocast = partial(torch.autocast, run.device.type, dtype=torch.bfloat16, enabled=run.dtype == torch.bfloat16)
-    run.dtype_name = str(run.dtype).removeprefix("torch.")
+    run.autocast = partial(torch.autocast, run.device.type, dtype=torch.bfloat16, enabled=run.dtype_name == "bfloat16")
     load_data(run, ckpt)
     run.lock = torchrun.agree(lambda: check_out(run))
     build(run, ckpt)

@@ -30,12 +30,6 @@ def native_bf16(device):
     return device.type == "cpu" and ("avx512_bf16" in CPUINFO or "amx_bf16" in CPUINFO)
 
 
-def pick_dtype(choice, device):
-    if choice == "auto":
-        return torch.bfloat16 if native_bf16(device) else torch.float32
-    return getattr(torch, choice)
-
-
 def machine_info(device):
     names = [line.split(":", 1)[1].strip() for line in CPUINFO.splitlines() if line.startswith("model name")]
     cpu = names[0] if names else platform.processor() or platform.machine()  # Linux names the model; else this
