@@ -20,7 +20,8 @@ import os
 import signal
 import sys
 import threading
-from contextlib import contextmanager, suppress
+from contextlib import suppress
+from functools import partial
 
 import torch
 
@@ -30,7 +31,7 @@ from data import CharTokenizer, DataError, load_text, split
 from . import torchrun
 from .checkpoints import BEST, CHECKPOINT, METRICS, STAGES, load_run, lock, read_checkpoint, save_json
 from .cli import DEFAULT_SEED, SMALL_MODEL, build_parser, default_out, defaults, settle
-from .device import autocast, machine_info, pick_device, pick_dtype
+from .device import machine_info, native_bf16, pick_device
 from .loop import (GRAD_CLIP, MIN_LR_RATIO, Progress, bigram_floor, estimate_loss, full_loss, lr_at, make_optimizer,
                    train)
 from .torchrun import say
@@ -61,6 +62,14 @@ class Run:
         """(checkpoint, model, tokenizer) from --out's file name, checked (checkpoints.read_checkpoint)."""
         return read_checkpoint(self.path(name), self.stage, self.table, self.build_model)
 
+    def stop_signal(self, signum, frame):
+        """Ctrl-C, SIGTERM or SIGHUP: in the training loop, a stop between two steps (so the checkpoint holds
+        whole steps and --resume repeats the run exactly); outside it, or a second Ctrl-C, Stopped at once."""
+        if self.training and (self.stop is None or signum != signal.SIGINT):
+            self.stop = signum
+        else:
+            raise Stopped(signum)
+
 
 def main(script, build_model, table, doc=None, gpu_table=None, argv=None):
     """Parse argv, run, and return the exit status: a mistake a user can fix is one line on stderr."""
@@ -74,52 +83,30 @@ def main(script, build_model, table, doc=None, gpu_table=None, argv=None):
     except SystemExit as e:  # --help (0) or a bad flag (2): returned, so a notebook gets a status, not an exception
         return e.code
     args.out = os.path.abspath(args.out or default_out(script, stage))
-    run, threads = Run(stage, args, table, build_model), torch.get_num_threads()
+    run, threads, previous = Run(stage, args, table, build_model), torch.get_num_threads(), {}
+    if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+        previous = {signum: signal.signal(signum, run.stop_signal) for signum in STOP_SIGNALS}
     try:
-        with stop_signals(run):
-            return sample_only(run) if args.sample_only else train_run(run, gpu_table)
-    except DataError as e:
-        say(f"{stage}.py: error: {e}", file=sys.stderr)
-        return 1
+        return sample_only(run) if args.sample_only else train_run(run, gpu_table)
     except Stopped as e:  # the shell's convention: 128 + the signal, 130 for Ctrl-C, 143 for SIGTERM
         line = f"{stage}.py: stopped by {signal.Signals(e.args[0]).name}"
         if run.saved is not None:
             line += f" at step {run.saved}; checkpoint saved in {args.out}: continue with --resume"
         say(line, file=sys.stderr)
         return 128 + e.args[0]
-    except (MemoryError, RuntimeError) as e:  # torch.OutOfMemoryError is a RuntimeError, as a CPU's is
-        if not isinstance(e, MemoryError) and "alloc" not in str(e):
+    except (DataError, MemoryError, RuntimeError) as e:  # torch.OutOfMemoryError is a RuntimeError, as a CPU's is
+        if isinstance(e, RuntimeError) and "alloc" not in str(e):
             raise
-        say(f"{stage}.py: error: out of memory; try a smaller --batch-size, --block-size or --n-embd", file=sys.stderr)
+        why = e if isinstance(e, DataError) else "out of memory; try a smaller --batch-size, --block-size or --n-embd"
+        say(f"{stage}.py: error: {why}", file=sys.stderr)
         return 1
     finally:
-        torch.set_num_threads(threads)  # the caller's own, in a notebook
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)  # the caller's own handlers and threads, in a notebook
+        torch.set_num_threads(threads)
         if run.lock:
             run.lock.close()  # releases --out
         torchrun.stop(clean=sys.exc_info()[0] is None)
-
-
-@contextmanager
-def stop_signals(run):
-    """While the block runs, Ctrl-C, SIGTERM and SIGHUP ask the training loop to stop between two steps (so
-    the checkpoint holds whole steps and --resume repeats the run exactly); outside the loop, or a second
-    Ctrl-C, they raise Stopped. The caller's own handlers come back afterwards."""
-
-    def handle(signum, frame):
-        if run.training and (run.stop is None or signum != signal.SIGINT):
-            run.stop = signum
-        else:
-            raise Stopped(signum)
-
-    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
-        yield
-        return
-    previous = {signum: signal.signal(signum, handle) for signum in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def train_run(run, gpu_table):
@@ -131,10 +118,12 @@ def train_run(run, gpu_table):
     say(f"device: {run.device.type} ({'chosen with --device' if args.device != 'auto' else 'auto: ' + how})")
     ckpt = run.read(CHECKPOINT)[0] if args.resume else None
     run.cfg = settle(run.table, gpu_table, run.device.type == "cuda", ckpt and ckpt["config"], args)
-    stored = ckpt or {"seed": DEFAULT_SEED, "dtype": "auto"}  # a resumed run keeps its seed and number format
+    stored = ckpt or {}  # a resumed run keeps its seed and number format
     run.seed = stored.get("seed", DEFAULT_SEED) if args.seed is None else args.seed
-    run.dtype = pick_dtype(stored.get("dtype", "auto") if args.dtype == "auto" else args.dtype, run.device)
-    run.autocast, run.dtype_name = autocast(run.device, run.dtype), str(run.dtype).removeprefix("torch.")
+    native = "bfloat16" if native_bf16(run.device) else "float32"  # --dtype auto
+    run.dtype_name = stored.get("dtype", native) if args.dtype == "auto" else args.dtype
+    # bfloat16 autocast runs the matmuls in bfloat16 while weights and optimizer stay float32; float32: no-op
+    run.autocast = partial(torch.autocast, run.device.type, dtype=torch.bfloat16, enabled=run.dtype_name == "bfloat16")
     load_data(run, ckpt)
     run.lock = torchrun.agree(lambda: check_out(run))
     build(run, ckpt)
@@ -207,12 +196,7 @@ def build(run, ckpt):
     torch.manual_seed(run.seed + torchrun.RANK)  # and its own dropout masks
     if ckpt is not None:
         restore(run, ckpt)
-    p = run.progress
-    p.patience = args.patience or p.patience
-    if ckpt is not None:
-        done = f": it has finished; --max-iters above {cfg['max_iters']} trains longer" if p.early or (
-            p.step == cfg["max_iters"]) else ""
-        say(f"resuming {args.out} at step {p.step} of {cfg['max_iters']}{done}")
+    run.progress.patience = args.patience or run.progress.patience
     matmuls = any(isinstance(m, torch.nn.Linear) for m in run.model.modules())  # bigram_v1 has none
     fmt = f", matmuls in {run.dtype_name}" if matmuls else ""
     procs = f" on {torchrun.WORLD} processes" if torchrun.WORLD > 1 else ""
@@ -256,12 +240,15 @@ def restore(run, ckpt):
         except DataError as e:
             say(f"note: {e}; the best model is kept afresh from here")
             p.best = None
-    run.progress, run.saved = p, p.step
+    run.progress, run.saved, last = p, p.step, run.cfg["max_iters"]
+    done = f": it has finished; --max-iters above {last} trains longer" if p.early or p.step == last else ""
+    say(f"resuming {run.args.out} at step {p.step} of {last}{done}")
 
 
 def report(run):
-    """Measure the kept (best) model on the full splits, beside the bigram floor; write metrics.json."""
-    cfg, p, model = run.cfg, run.progress, run.model
+    """Measure the kept (best) model on the full splits (or the first --final-eval characters of each; 0 skips
+    it), beside the bigram floor; write metrics.json."""
+    cfg, p, model, chars = run.cfg, run.progress, run.model, run.args.final_eval
     kept = p.best or p.history[-1]
     if kept["iter"] != p.step:
         model.load_state_dict(run.read(BEST)[0]["model"])
@@ -270,31 +257,26 @@ def report(run):
     tokens = p.step * cfg["batch_size"] * cfg["block_size"] * torchrun.WORLD
     speed = tokens / p.train_seconds if p.train_seconds else None
     say(f"trained {p.step} steps in {p.train_seconds:.1f} s" + (f": {speed:,.0f} tokens/s" if speed else ""))
+    floor, losses = bigram_floor(run.train, run.val, run.tok.vocab_size), {"train": None, "val": None}
+    which = "full splits" if chars is None else f"first {chars:,} characters of each split"
+    if chars == 0:
+        say(f"final measurement skipped (--final-eval 0); the bigram floor is {floor:.4f}")
+    else:
+        say(f"measuring the loss on the {which} ...")
+        losses = {name: full_loss(model, d if chars is None else d[: max(chars, cfg["block_size"]) + 1],
+                                  cfg["block_size"], run.device) for name, d in run.splits.items()}
+        # stages 1 and 2 cannot get far below the bigram floor; 3 and 4 must
+        say(f"{which}: train {losses['train']:.4f}, val {losses['val']:.4f}; bigram floor {floor:.4f} "
+            f"(this model: {losses['val'] - floor:+.4f})")
     metrics = dict(stage=run.stage, params=run.params, iters=p.step, kept=kept,
                    batch_size=cfg["batch_size"], block_size=cfg["block_size"], device=run.device.type,
-                   dtype=run.dtype_name, world_size=torchrun.WORLD,
-                   train_seconds=p.train_seconds, tokens_per_second=speed, **final_losses(run))
+                   dtype=run.dtype_name, world_size=torchrun.WORLD, train_seconds=p.train_seconds,
+                   tokens_per_second=speed, train_loss=losses["train"], val_loss=losses["val"],
+                   final_eval_chars=chars, bigram_floor=floor)
     metrics.update(config=cfg, seed=run.seed, text_sha256=run.sha256, history=p.history,
                    machine=machine_info(run.device))
     save_json(run.path(METRICS), metrics)
     say(f"checkpoints and metrics saved in {run.args.out}")
-
-
-def final_losses(run):
-    """The kept model's loss on every character of each split (or its first --final-eval ones; 0 skips it)."""
-    chars, block = run.args.final_eval, run.cfg["block_size"]
-    floor = bigram_floor(run.train, run.val, run.tok.vocab_size)
-    if chars == 0:
-        say(f"final measurement skipped (--final-eval 0); the bigram floor is {floor:.4f}")
-        return dict(train_loss=None, val_loss=None, final_eval_chars=0, bigram_floor=floor)
-    which = "full splits" if chars is None else f"first {chars:,} characters of each split"
-    say(f"measuring the loss on the {which} ...")
-    losses = {name: full_loss(run.model, d if chars is None else d[: max(chars, block) + 1], block, run.device)
-              for name, d in run.splits.items()}
-    # stages 1 and 2 cannot get far below the bigram floor; 3 and 4 must
-    say(f"{which}: train {losses['train']:.4f}, val {losses['val']:.4f}; bigram floor {floor:.4f} "
-        f"(this model: {losses['val'] - floor:+.4f})")
-    return dict(train_loss=losses["train"], val_loss=losses["val"], final_eval_chars=chars, bigram_floor=floor)
 
 
 def sample(run, model, tok):
@@ -323,8 +305,8 @@ def sample_only(run):
     kept = load_run(args.out, run.stage, run.build_model, run.table, metrics=False)
     check_prompt(kept.tok, args.prompt)
     run.cfg = settle(run.table, None, False, kept.cfg, args)  # a flag may not contradict its shapes
-    fresh = int.from_bytes(os.urandom(4), "little") % 1_000_000  # a new text every time, unless --seed
-    run.seed = fresh if args.seed is None else args.seed
+    # a new text every time, unless --seed
+    run.seed = int.from_bytes(os.urandom(4), "little") % 1_000_000 if args.seed is None else args.seed
     say(f"{run.stage}: the model of step {kept.step} (val estimate {kept.val:.4f}) in {kept.path}", file=sys.stderr)
     if kept.busy:
         say(f"note: a run is still training in {args.out} (process {kept.busy}); this is its best model so far",

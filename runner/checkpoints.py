@@ -17,9 +17,9 @@ unusable one ends in one line with its reason.
 
 import io
 import json
-import math
 import os
 import time
+from contextlib import suppress
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -56,16 +56,9 @@ def save_torch(path, payload):
 
 
 def save_json(path, obj):
-    write(path, json.dumps(finite(obj), indent=2, ensure_ascii=False) + "\n")
-
-
-def finite(obj):
-    """obj with every NaN or infinity (a diverged run's losses) as None: JSON has no NaN."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: finite(v) for k, v in obj.items()}
-    return [finite(v) for v in obj] if isinstance(obj, (list, tuple)) else obj
+    # JSON has no NaN: a diverged run's NaN and infinite losses go through Python's NaN tokens to null
+    plain = json.loads(json.dumps(obj), parse_constant=lambda _: None)
+    write(path, json.dumps(plain, indent=2, ensure_ascii=False) + "\n")
 
 
 def read_checkpoint(path, stage, table, build_model):
@@ -83,8 +76,7 @@ def read_checkpoint(path, stage, table, build_model):
             raise ValueError(f"it was written by {ckpt.get('stage')}.py; point --out at a {stage} run")
         if not isinstance(ckpt.get("seed", 0), int) or ckpt.get("dtype", "float32") not in ("float32", "bfloat16"):
             raise ValueError("its seed or dtype is not one a run writes")
-        why = config_problem(ckpt.get("config"), table)
-        if why:
+        if why := config_problem(ckpt.get("config"), table):
             raise ValueError(why)
         tok = CharTokenizer.from_dict(ckpt.get("tokenizer"))
         with torch.random.fork_rng(devices=[]):  # building the model draws its init: not from the run's generator
@@ -161,12 +153,10 @@ def lock(out):
     else:
         f.close()
         raise DataError(f"{out} is in use by process {lock_holder(out)}; wait for it to finish or use another --out")
-    try:  # the pid, for the message above; a disk too full for it still locks
+    with suppress(OSError):  # the pid, for the message above; a disk too full for it still locks
         f.truncate(0)
         f.write(str(os.getpid()))
         f.flush()
-    except OSError:
-        pass
     return f
 
 

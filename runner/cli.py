@@ -61,13 +61,8 @@ def config_problem(cfg, table):
     for name, entry in table.items():
         if name not in cfg:
             return f"its config lacks {name}"
-        why = problem(cfg[name], entry)
-        if why:
+        if why := problem(cfg[name], entry):
             return f"{name} {why}"
-    return divisible(cfg)
-
-
-def divisible(cfg):
     if "n_head" in cfg and cfg["n_embd"] % cfg["n_head"]:
         return f"n_embd ({cfg['n_embd']}) must be divisible by n_head ({cfg['n_head']}): each head gets n_embd / n_head"
     return None
@@ -79,8 +74,7 @@ def flag_type(entry):
 
     def parse(text):
         value = type(entry[0])(text)
-        why = problem(value, entry)
-        if why:
+        if why := problem(value, entry):
             raise argparse.ArgumentTypeError(why)
         return value
 
@@ -157,8 +151,7 @@ def settle(table, gpu_table, on_gpu, stored, args):
                                 f"--{name.replace('_', '-')} {value} cannot load it; drop the flag")
         cfg.update({name: stored[name] for name in table})
     cfg.update(flags)
-    why = divisible(cfg)
-    if why:
+    if why := config_problem(cfg, table):  # each flag was checked as it was parsed: only n_embd / n_head is left
         raise DataError(why)
     return cfg
 

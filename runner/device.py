@@ -2,12 +2,14 @@
 
 import os
 import platform
-from functools import partial
 from pathlib import Path
 
 import torch
 
 from data import DataError
+
+# what Linux says about the CPU (its model name, its flags); empty elsewhere
+CPUINFO = Path("/proc/cpuinfo").read_text() if os.path.isfile("/proc/cpuinfo") else ""
 
 
 def pick_device(choice):
@@ -25,31 +27,11 @@ def native_bf16(device):
     /proc/cpuinfo) include AVX512-BF16 or AMX-BF16. Elsewhere float32 is the safe choice."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and ("avx512_bf16" in cpuinfo() or "amx_bf16" in cpuinfo())
-
-
-def cpuinfo():
-    """What Linux says about the CPU (its model name, its flags); empty elsewhere."""
-    try:
-        return Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return ""
-
-
-def pick_dtype(choice, device):
-    if choice == "auto":
-        return torch.bfloat16 if native_bf16(device) else torch.float32
-    return getattr(torch, choice)
-
-
-def autocast(device, dtype):
-    """A context-manager factory: bfloat16 autocast runs the matmuls in bfloat16 while the weights and the
-    optimizer stay float32; with float32 it does nothing."""
-    return partial(torch.autocast, device_type=device.type, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16)
+    return device.type == "cpu" and ("avx512_bf16" in CPUINFO or "amx_bf16" in CPUINFO)
 
 
 def machine_info(device):
-    names = [line.split(":", 1)[1].strip() for line in cpuinfo().splitlines() if line.startswith("model name")]
+    names = [line.split(":", 1)[1].strip() for line in CPUINFO.splitlines() if line.startswith("model name")]
     cpu = names[0] if names else platform.processor() or platform.machine()  # Linux names the model; else this
     info = {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__,
             "python": platform.python_version()}

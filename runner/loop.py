@@ -57,7 +57,7 @@ def train(model, optimizer, data, cfg, run):
         while True:
             if p.step % cfg["eval_interval"] == 0 or p.step == cfg["max_iters"]:
                 evaluate(run)  # estimate train/val loss, keep the best model, save a checkpoint
-            if p.step >= end or torchrun.any_rank(p.early or run.stop is not None):  # every rank stops at one step
+            if p.step >= end or any(torchrun.gather(p.early or run.stop is not None)):  # every rank stops at one step
                 break
             start = time.perf_counter()
             for group in optimizer.param_groups:

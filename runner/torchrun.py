@@ -59,11 +59,6 @@ def gather(obj):
     return out
 
 
-def any_rank(flag):
-    """Whether flag is true on any rank: every rank stops at the same step when one was asked to stop."""
-    return any(gather(bool(flag)))
-
-
 def agree(check):
     """check() run on rank 0 alone (the checks of --out: only rank 0 writes there), its DataError raised on
     every rank, so that no rank trains on while rank 0 has refused to start. Returns what check returned."""

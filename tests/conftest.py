@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+import torch
 
 from data import DataError, load_text
 from data.shakespeare import DEFAULT_CACHE, ENV_VAR, SHA256, SIZE, URL
@@ -85,6 +86,15 @@ def made_up_text(n_chars):
         parts.append(speech + "\n\n")
         length += len(parts[-1])
     return "".join(parts)[:n_chars]
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors gain nothing from a second thread, and on a busy machine two threads wait on each other."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

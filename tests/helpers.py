@@ -1,9 +1,23 @@
 """Small helpers several test files share (pytest puts tests/ on the path, so `from helpers import ...`)."""
 
 import importlib
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# Tiny models gain nothing from a second thread, and on a busy machine two threads wait on each other.
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def script(stage, *args, cwd=REPO_ROOT, **kwargs):
+    """Run `python <stage>.py args` as a real subprocess: the CompletedProcess, its output as text."""
+    return subprocess.run([sys.executable, str(REPO_ROOT / f"{stage}.py"), *map(str, args)], cwd=cwd, env=ENV,
+                          capture_output=True, text=True, timeout=180, **kwargs)
 
 
 def call_main(stage, argv, capsys):

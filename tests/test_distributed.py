@@ -6,12 +6,10 @@ stopped under torchrun resumes under torchrun.
 """
 
 import json
-import os
 import socket
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
@@ -20,9 +18,8 @@ from torch.testing import assert_close
 import gpt
 import runner
 from data import get_batch
+from helpers import ENV, REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 CFG = dict(runner.defaults(gpt.HYPERPARAMETERS), n_embd=16, n_head=2, n_layer=1, block_size=16, batch_size=4, dropout=0.0, lr=1e-2)
 FLAGS = ["--max-iters", "20", "--eval-interval", "10", "--eval-iters", "2", "--batch-size", "4", "--block-size", "16",
          "--n-embd", "16", "--n-head", "2", "--n-layer", "1", "--dropout", "0.1", "--max-new-tokens", "10",

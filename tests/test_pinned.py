@@ -34,12 +34,7 @@ CFG = dict(n_embd=C, n_head=N_HEAD, n_layer=N_LAYER, block_size=BLOCK, dropout=0
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: a second thread only waits
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def spread(model, std=0.3, seed=0):

@@ -18,10 +18,8 @@ import pytest
 import torch
 
 import runner
-from helpers import call_main, printed_sample
+from helpers import ENV, REPO_ROOT, call_main, printed_sample, script
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 LONG_FLAGS = ["--max-iters", "100000", "--eval-interval", "50", "--eval-iters", "1", "--batch-size", "4",
               "--block-size", "8", "--device", "cpu"]
 TINY_GPT = ["--max-iters", "20", "--eval-interval", "10", "--eval-iters", "1", "--batch-size", "4",
@@ -41,11 +39,6 @@ def one_line_error(code, err, *fragments, status=1):
     for fragment in fragments:
         assert (fragment[1:] not in lines[0]) if fragment.startswith("!") else (fragment in lines[0]), lines[0]
     return lines[0]
-
-
-def script(stage, *args, **kwargs):
-    return subprocess.run([sys.executable, f"{stage}.py", *map(str, args)], cwd=REPO_ROOT, env=ENV,
-                          capture_output=True, text=True, timeout=120, **kwargs)
 
 
 def start_long_run(stage, data, out, tmp_path, *extra):

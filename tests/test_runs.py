@@ -4,10 +4,8 @@ terminal. Real script runs on small texts and tiny sizes.
 """
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -16,11 +14,9 @@ from torch.testing import assert_close
 
 import gpt
 import runner
-from helpers import call_main, printed_sample, printed_seed
+from helpers import ENV, REPO_ROOT, call_main, printed_sample, printed_seed, script
 from data import CharTokenizer, split
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 # On `shifted_text` val gets worse long before the run ends, so the best model is not the last one.
 OVERFIT = ["--max-iters", "100", "--eval-interval", "10", "--eval-iters", "2", "--batch-size", "8", "--block-size", "16",
            "--n-embd", "32", "--n-head", "2", "--n-layer", "1", "--lr", "1e-2", "--warmup-iters", "0", "--dropout", "0",
@@ -28,11 +24,6 @@ OVERFIT = ["--max-iters", "100", "--eval-interval", "10", "--eval-iters", "2", "
 TINY = ["--max-iters", "10", "--eval-interval", "5", "--eval-iters", "1", "--batch-size", "4", "--block-size", "8",
         "--device", "cpu", "--max-new-tokens", "10"]
 slow = pytest.mark.slow
-
-
-def script(stage, *args, cwd=REPO_ROOT, env=ENV):
-    return subprocess.run([sys.executable, str(REPO_ROOT / f"{stage}.py"), *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=180)
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,6 @@ to prove the exit status and the one-line message hold for the script itself.
 import importlib
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,12 +17,9 @@ from torch.testing import assert_close
 
 import runner
 from data import CharTokenizer, split
-from helpers import call_main, printed_sample
+from helpers import call_main, printed_sample, script
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 STAGES = list(runner.STAGES)
-# Tiny models gain nothing from a second thread, and on a busy machine two threads wait on each other.
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 TRAIN_FLAGS = ["--max-iters", "30", "--eval-interval", "10", "--eval-iters", "2", "--batch-size", "4",
                "--block-size", "16", "--max-new-tokens", "20", "--device", "cpu"]
 SIZE_FLAGS = {
@@ -46,11 +40,6 @@ STAGE_FLAGS = {
 METRICS_KEYS = {"stage", "params", "iters", "batch_size", "block_size", "device", "train_loss", "val_loss",
                 "train_seconds", "tokens_per_second", "bigram_floor"}
 slow = pytest.mark.slow
-
-
-def run_script(stage, *args):
-    return subprocess.run([sys.executable, f"{stage}.py", *map(str, args)], cwd=REPO_ROOT, env=ENV,
-                          capture_output=True, text=True, timeout=120)
 
 
 def train_args(stage, data, out):
@@ -75,7 +64,7 @@ def trained(tmp_path_factory, small_text_path, prompt):
     def get(stage):
         if stage not in runs:
             out = tmp_path_factory.mktemp(f"trained_{stage}")
-            proc = run_script(stage, *train_args(stage, small_text_path, out), "--prompt", prompt)
+            proc = script(stage, *train_args(stage, small_text_path, out), "--prompt", prompt)
             assert proc.returncode == 0, proc.stderr
             runs[stage] = (out, proc)
         return runs[stage]
@@ -135,7 +124,7 @@ def test_training_run_prints_a_sample_of_the_prompt_and_max_new_tokens_character
 def test_sample_only_prints_the_training_runs_sample_again_without_training(stage, trained, prompt):
     out, train_proc = trained(stage)
     before = {name: (out / name).stat().st_mtime_ns for name in ("ckpt.pt", "metrics.json")}
-    proc = run_script(stage, "--sample-only", "--out", out, "--prompt", prompt, "--max-new-tokens", "20",
+    proc = script(stage, "--sample-only", "--out", out, "--prompt", prompt, "--max-new-tokens", "20",
                       "--device", "cpu", "--seed", "1337")  # the seed training used
     assert proc.returncode == 0, proc.stderr
     assert "step 0" not in proc.stdout
@@ -153,14 +142,14 @@ def test_stop_at_then_resume_repeats_the_uninterrupted_runs_losses_exactly(stage
                                                                           tmp_path):
     out_a, proc_a = trained(stage)
     out_b = tmp_path / "b"
-    first = run_script(stage, *train_args(stage, small_text_path, out_b), "--stop-at", 12, "--prompt", prompt)
+    first = script(stage, *train_args(stage, small_text_path, out_b), "--stop-at", 12, "--prompt", prompt)
     assert first.returncode == 0, first.stderr
     assert "stopped at step 12 of 30" in first.stdout
     assert load_ckpt(out_b)["step"] == 12
     assert not (out_b / "metrics.json").exists()
 
     # sizes, iterations and dropout all come back from the checkpoint
-    second = run_script(stage, "--resume", "--data", small_text_path, "--out", out_b, "--device", "cpu",
+    second = script(stage, "--resume", "--data", small_text_path, "--out", out_b, "--device", "cpu",
                         "--prompt", prompt, "--max-new-tokens", 20)
     assert second.returncode == 0, second.stderr
     assert "resuming" in second.stdout and "at step 12 of 30" in second.stdout
