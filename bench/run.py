@@ -50,7 +50,7 @@ from bench.peers import BenchError
 from bench.table import fmt, markdown_table, stages_table
 from data import CharTokenizer, DataError, load_text
 from runner.checkpoints import read_metrics, save_json
-from runner.device import machine_info, native_bf16
+from runner import machine_info, native_bf16
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("matmul", "train", "sample", "curve", "stages", "gpu")

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 
 import runner
 import sampling
-from notes.figures import bigram_v3_attention, gpt_attention
+from notes.figures import bigram_v3_attention, embedding_map, gpt_attention, shown
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = Path(__file__).with_name("explore.html")
@@ -60,12 +60,6 @@ class Problem(Exception):
     def __init__(self, status, message):
         super().__init__(message)
         self.status = status
-
-
-def shown(path):
-    """A path as the user would type it: relative to the current directory when it is inside it."""
-    path = Path(path).resolve()
-    return str(path.relative_to(Path.cwd().resolve())) if path.is_relative_to(Path.cwd().resolve()) else str(path)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -99,18 +93,6 @@ def attention(model, stage, idx):
     if stage == "gpt":
         return [w[0] for w in gpt_attention(model, idx)]  # one (n_head, T, T) per block
     return None
-
-
-def embedding_map(table):
-    """A (N, C) table's rows along the two directions in which they differ most, as notes/figures.py draws
-    them (PCA: the SVD of the centred table). Returns (N, 2) points and each direction's share of the variance."""
-    W = table.detach().double()
-    centred = W - W.mean(dim=0)
-    _, S, Vh = torch.linalg.svd(centred, full_matrices=False)
-    xy = centred @ Vh[:2].T  # (N, 2), or (N, 1) for a table one column wide
-    share = (S[:2] ** 2 / (S**2).sum()).nan_to_num(0.0)  # nan for a table whose rows are all alike
-    pad = 2 - xy.size(1)
-    return F.pad(xy, (0, pad)), F.pad(share, (0, pad))
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -278,15 +278,25 @@ CATEGORIES = (  # (label, test, colour)
 )
 
 
+def embedding_map(table):
+    """A (N, C) table's rows along the two directions in which they differ most, as the embeddings figure and
+    the explorer draw them (PCA: the SVD of the centred table). Returns (N, 2) points and each direction's share
+    of the variance."""
+    W = table.detach().double()
+    centred = W - W.mean(dim=0)
+    _, S, Vh = torch.linalg.svd(centred, full_matrices=False)
+    xy = centred @ Vh[:2].T  # (N, 2), or (N, 1) for a table one column wide
+    share = (S[:2] ** 2 / (S**2).sum()).nan_to_num(0.0)  # nan for a table whose rows are all alike
+    pad = 2 - xy.size(1)
+    return F.pad(xy, (0, pad)), F.pad(share, (0, pad))
+
+
 def fig_embeddings(runs):
     fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 4.8), layout="constrained")
     for ax, stage in zip(axes, ("bigram_v2", "gpt")):
         run = runs[stage]
-        W = run.model.token_embedding_table.weight.detach().double()  # (V, n_embd)
-        centred = W - W.mean(dim=0)
-        _, S, Vh = torch.linalg.svd(centred, full_matrices=False)
-        xy = centred @ Vh[:2].T  # (V, 2): the two directions along which the rows differ most
-        share = (S[:2] ** 2 / (S**2).sum()).tolist()
+        W = run.model.token_embedding_table.weight  # (V, n_embd)
+        xy, share = embedding_map(W)  # (V, 2): the two directions along which the rows differ most
         for (x, y), c in zip(xy.tolist(), run.tok.chars):
             colour = next(colour for _, test, colour in CATEGORIES if test(c))
             ax.text(x, y, show(c), color=colour, fontsize=10, ha="center", va="center")
@@ -418,7 +428,7 @@ def main(argv=None):
                 fig.savefig(path, dpi=DPI, bbox_inches="tight")
             plt.close(fig)
             print(f"wrote {shown(path)} ({path.stat().st_size // 1024} KB)")
-    except (DataError, DataError) as e:
+    except DataError as e:
         print(f"notes.figures: error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -5,7 +5,7 @@ main() here. Keeping the rest in one place is what lets `diff -u bigram_v1.py bi
 idea that is new. A run, in this order, each step a function below:
 
   main          the flags (runner/cli.py), then a training run or --sample-only; stop signals
-  train_run     the device and number format (device.py), the config, the text (data/), --out's lock
+  train_run     the device and number format (pick_device), the config, the text (data/), --out's lock
   build         the model and its AdamW optimizer, fresh from the seed or restored from --out's ckpt.pt
   train         the loop: runner/loop.py, the file to read beside the lecture's training loop
   report        the kept (best) model measured on the full train and val splits; metrics.json
@@ -17,11 +17,13 @@ directory) and torchrun.py (several processes, and printing on the first of them
 
 import hashlib
 import os
+import platform
 import signal
 import sys
 import threading
 from contextlib import suppress
 from functools import partial
+from pathlib import Path
 
 import torch
 
@@ -29,9 +31,8 @@ import sampling
 from data import CharTokenizer, DataError, load_text, split
 
 from . import torchrun
-from .checkpoints import BEST, CHECKPOINT, METRICS, STAGES, load_run, lock, read_checkpoint, save_json
+from .checkpoints import BEST, CHECKPOINT, METRICS, STAGES, load_run, lock, read_checkpoint, save_json, unusable
 from .cli import DEFAULT_SEED, SMALL_MODEL, build_parser, default_out, defaults, settle
-from .device import machine_info, native_bf16, pick_device
 from .loop import (GRAD_CLIP, MIN_LR_RATIO, Progress, bigram_floor, estimate_loss, full_loss, lr_at, make_optimizer,
                    train)
 from .torchrun import say
@@ -61,6 +62,11 @@ class Run:
     def read(self, name):
         """(checkpoint, model, tokenizer) from --out's file name, checked (checkpoints.read_checkpoint)."""
         return read_checkpoint(self.path(name), self.stage, self.table, self.build_model)
+
+    def readable(self, name):
+        """The checkpoint in --out's file name, or None where there is no usable one."""
+        with suppress(DataError):
+            return self.read(name)[0]
 
     def stop_signal(self, signum, frame):
         """Ctrl-C, SIGTERM or SIGHUP: in the training loop, a stop between two steps (so the checkpoint holds
@@ -147,13 +153,10 @@ def load_data(run, ckpt):
     cfg, out = run.cfg, run.args.out
     text = load_text(run.args.data, min_chars=10 * (cfg["block_size"] + 1))  # val, its last 10%, holds a window
     run.tok, run.sha256 = CharTokenizer.from_text(text), hashlib.sha256(text.encode("utf-8")).hexdigest()
-    if ckpt is not None and CharTokenizer.from_dict(ckpt["tokenizer"]) != run.tok:
-        raise DataError(f"the checkpoint in {out} was trained on a text with another vocabulary; use the same "
-                        f"--data or another --out")
-    if ckpt is not None and ckpt.get("text_sha256") != run.sha256:
-        if not run.args.allow_new_text:
-            raise DataError(f"the checkpoint in {out} was trained on another text with the same characters; use "
-                            f"the same --data, or pass --allow-new-text to go on anyway")
+    if ckpt is not None and ckpt.get("text_sha256") != run.sha256:  # its tokenizer fits only the same characters
+        if not run.args.allow_new_text or CharTokenizer.from_dict(ckpt["tokenizer"]) != run.tok:
+            raise DataError(f"the checkpoint in {out} was trained on another text; use the same --data (or, for a "
+                            f"text of the same characters, --allow-new-text)")
         say("note: continuing on a text other than the checkpoint's (--allow-new-text)")
     check_prompt(run.tok, run.args.prompt)  # now, not after training
     run.train, run.val = split(torch.tensor(run.tok.encode(text), dtype=torch.long))
@@ -172,11 +175,7 @@ def check_out(run):
     names = [n for n in (CHECKPOINT, BEST, METRICS) if os.path.exists(run.path(n))]
     if names and not args.resume and not args.overwrite:
         held.close()
-        try:  # suggest --resume only where it would work
-            run.read(CHECKPOINT)
-            hint = "continue it with --resume, "
-        except DataError:
-            hint = ""
+        hint = "continue it with --resume, " if run.readable(CHECKPOINT) else ""  # only where it would work
         what = f"a trained {run.stage} model" if METRICS in names else "an unfinished run"
         raise DataError(f"{args.out} already holds {what}; {hint}replace it with --overwrite, or keep both by giving "
                         f"this run another --out DIR")
@@ -210,7 +209,7 @@ def restore(run, ckpt):
     try:
         run.model.load_state_dict(ckpt["model"])
         p = Progress(**{k: ckpt[k] for k in Progress.__dataclass_fields__ if k in ckpt})
-        if not (isinstance(p.step, int) and isinstance(p.step_losses, list) and len(p.step_losses) == p.step):
+        if len(p.step_losses) != p.step:  # a step or step_losses of another type fails here too
             raise ValueError(f"its step {p.step!r} does not match its {len(p.step_losses)} training losses")
         params, state = list(run.model.parameters()), ckpt["optimizer"]
         if [i for g in state["param_groups"] for i in g["params"]] != list(range(len(params))) or any(
@@ -224,22 +223,17 @@ def restore(run, ckpt):
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
     except Exception as e:  # an edited file: anything in it may be of the wrong kind
-        why = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {str(e).splitlines()[0][:80]}"
-        raise DataError(f"{run.path(CHECKPOINT)} is not a usable {run.stage} checkpoint ({why}); delete it, or train "
-                        f"again with --overwrite") from None
+        raise unusable(run.path(CHECKPOINT), run.stage, e) from None
     if p.step > run.cfg["max_iters"]:
         raise DataError(f"--max-iters {run.cfg['max_iters']} is below the step this run has reached ({p.step}); give "
                         f"--max-iters {p.step} or more")
     if len(rngs) != torchrun.WORLD:
         say(f"note: the checkpoint was written by {len(rngs)} process(es), this run has {torchrun.WORLD}: "
             f"training goes on, but its batches differ from an uninterrupted run")
-    if p.best and torchrun.MAIN:
-        try:
-            if run.read(BEST)[0].get("iter") != p.best["iter"]:
-                raise DataError(f"{run.path(BEST)} is not the best model ckpt.pt names (step {p.best['iter']})")
-        except DataError as e:
-            say(f"note: {e}; the best model is kept afresh from here")
-            p.best = None
+    if p.best and torchrun.MAIN and (run.readable(BEST) or {}).get("iter") != p.best["iter"]:
+        say(f"note: {run.path(BEST)} is missing, unusable or not the best model ckpt.pt names (step "
+            f"{p.best['iter']}); the best model is kept afresh from here")
+        p.best = None
     run.progress, run.saved, last = p, p.step, run.cfg["max_iters"]
     done = f": it has finished; --max-iters above {last} trains longer" if p.early or p.step == last else ""
     say(f"resuming {run.args.out} at step {p.step} of {last}{done}")
@@ -268,14 +262,12 @@ def report(run):
         # stages 1 and 2 cannot get far below the bigram floor; 3 and 4 must
         say(f"{which}: train {losses['train']:.4f}, val {losses['val']:.4f}; bigram floor {floor:.4f} "
             f"(this model: {losses['val'] - floor:+.4f})")
-    metrics = dict(stage=run.stage, params=run.params, iters=p.step, kept=kept,
-                   batch_size=cfg["batch_size"], block_size=cfg["block_size"], device=run.device.type,
-                   dtype=run.dtype_name, world_size=torchrun.WORLD, train_seconds=p.train_seconds,
-                   tokens_per_second=speed, train_loss=losses["train"], val_loss=losses["val"],
-                   final_eval_chars=chars, bigram_floor=floor)
-    metrics.update(config=cfg, seed=run.seed, text_sha256=run.sha256, history=p.history,
-                   machine=machine_info(run.device))
-    save_json(run.path(METRICS), metrics)
+    save_json(run.path(METRICS), dict(
+        stage=run.stage, params=run.params, iters=p.step, kept=kept, batch_size=cfg["batch_size"],
+        block_size=cfg["block_size"], device=run.device.type, dtype=run.dtype_name, world_size=torchrun.WORLD,
+        train_seconds=p.train_seconds, tokens_per_second=speed, train_loss=losses["train"], val_loss=losses["val"],
+        final_eval_chars=chars, bigram_floor=floor, config=cfg, seed=run.seed, text_sha256=run.sha256,
+        history=p.history, machine=machine_info(run.device)))
     say(f"checkpoints and metrics saved in {run.args.out}")
 
 
@@ -313,3 +305,35 @@ def sample_only(run):
             file=sys.stderr)
     sample(run, kept.model.to(run.device), kept.tok)
     return 0
+
+
+# what Linux says about the CPU (its model name, its flags); empty elsewhere
+CPUINFO = Path("/proc/cpuinfo").read_text() if os.path.isfile("/proc/cpuinfo") else ""
+
+
+def pick_device(choice):
+    """--device auto: a CUDA GPU, else an Apple GPU (mps), else the CPU."""
+    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
+    if (choice == "cuda" and not torch.cuda.is_available()) or (choice == "mps" and not mps):
+        raise DataError(f"--device {choice}: PyTorch sees no such GPU here; use --device auto or cpu")
+    return torch.device(choice)
+
+
+def native_bf16(device):
+    """Whether the chip computes in bfloat16 natively: recent CUDA GPUs; CPUs whose flags (Linux names them in
+    /proc/cpuinfo) include AVX512-BF16 or AMX-BF16. Elsewhere float32 is the safe choice."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and ("avx512_bf16" in CPUINFO or "amx_bf16" in CPUINFO)
+
+
+def machine_info(device):
+    names = [line.split(":", 1)[1].strip() for line in CPUINFO.splitlines() if line.startswith("model name")]
+    cpu = names[0] if names else platform.processor() or platform.machine()  # Linux names the model; else this
+    info = {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version()}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info

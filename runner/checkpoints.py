@@ -42,10 +42,9 @@ def write(path, data):
     data = data.encode("utf-8") if isinstance(data, str) else data
     try:
         atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
-    except OSError as e:
-        after = ("the previous file there is intact: free some space, then --resume"
-                 if os.path.exists(Path(path).with_name(CHECKPOINT)) else "free some space or choose another --out")
-        raise DataError(f"cannot save {os.path.abspath(path)} ({e.strerror or e}); {after}") from None
+    except OSError as e:  # the previous file at path is whole (atomic_write)
+        raise DataError(f"cannot save {os.path.abspath(path)} ({e.strerror or e}); free some space or choose "
+                        f"another --out (a checkpoint saved before is intact: --resume)") from None
 
 
 def save_torch(path, payload):
@@ -83,22 +82,26 @@ def read_checkpoint(path, stage, table, build_model):
             model = build_model(ckpt["config"], tok.vocab_size)
         model.load_state_dict(ckpt["model"])
     except Exception as e:  # truncated, not a torch file, a pickle that is not plain data, edited, other sizes
-        why = str(e).splitlines()[0] if isinstance(e, ValueError) else f"{type(e).__name__}: its weights do not fit"
-        raise DataError(f"{path} is not a usable {stage} checkpoint ({why}); delete it, or train again with "
-                        f"--overwrite") from None
+        raise unusable(path, stage, e) from None
     return ckpt, model, tok
+
+
+def unusable(path, stage, e):
+    """The one line for a checkpoint that cannot be used, with its reason: e, what went wrong in reading it."""
+    first = str(e).partition("\n")[0]
+    why = first if isinstance(e, ValueError) else f"{type(e).__name__}: {first[:80]}"
+    return DataError(f"{path} is not a usable {stage} checkpoint ({why}); delete it, or train again with --overwrite")
 
 
 def read_metrics(out):
     """metrics.json of the run in out, or None when that run has not finished."""
     try:
         metrics = json.loads(Path(out, METRICS).read_text(encoding="utf-8"))
-        if not (isinstance(metrics, dict) and all(isinstance(h, dict) and isinstance(h.get("iter"), int)
-                                                  for h in metrics.get("history", []))):
+        if not isinstance(metrics, dict):
             raise ValueError("not the metrics a run writes")
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, TypeError, AttributeError) as e:
+    except (OSError, ValueError) as e:
         raise DataError(f"{Path(out, METRICS)} is unusable ({e}); delete it or train again") from None
     return metrics
 

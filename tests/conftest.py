@@ -10,15 +10,15 @@ import hashlib
 import os
 import random
 from pathlib import Path
-from typing import NamedTuple
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from data import DataError, load_text
 from data.shakespeare import DEFAULT_CACHE, ENV_VAR, SHA256, SIZE, URL
+from helpers import REPO_ROOT, script, tiny
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_COPY = REPO_ROOT.parent / "shared/data/tinyshakespeare.txt"
 SMALL_CHARS = 40_000
 PROMPT = "First Citizen:"  # in both the real slice and the made-up text
@@ -26,14 +26,9 @@ PROMPT = "First Citizen:"  # in both the real slice and the made-up text
 DOWNLOAD = {"timeout": 5.0, "retries": 0, "deadline": 15.0}
 
 
-class Found(NamedTuple):
-    path: Path | None  # None when the real text is not at hand
-    text: str | None
-    why_not: str | None  # what each place looked at said, for the skip message
-
-
 def find_shakespeare(cache=DEFAULT_CACHE, shared=SHARED_COPY, url=URL):
-    """Find the real text as the scripts do, and say where it was found, or why it was not.
+    """Find the real text as the scripts do: a namespace of its path and text (None, None when it is not at
+    hand) and why_not (what each place looked at said, for the skip message; None when found).
 
     1. the file GPT_DATA names, when it is set: the scripts would train on it;
     2. else what load_text() does with no path and no GPT_DATA: the verified cache (data/tinyshakespeare.txt,
@@ -44,32 +39,22 @@ def find_shakespeare(cache=DEFAULT_CACHE, shared=SHARED_COPY, url=URL):
     learner's own text, which is fine for the scripts but not for tests that check Tiny Shakespeare's
     numbers, so then the search goes on.
     """
+    env = os.environ.get(ENV_VAR)
+    places = [(Path(env), f"{env} (from {ENV_VAR})", {})] if env else []  # (path, what to call it, load_text's)
+    places += [(None, cache, dict(cache=cache, url=url, **DOWNLOAD)), (Path(shared), shared, {})]
     reasons = []
-
-    def real(where, path=None, **kwargs):
-        try:
-            text = load_text(path, **kwargs)
-        except DataError as err:
-            reasons.append(str(err))
-            return None
-        if len(text) != SIZE or hashlib.sha256(text.encode("utf-8")).hexdigest() != SHA256:
-            reasons.append(f"{where} is not Tiny Shakespeare ({len(text):,} characters, expected {SIZE:,})")
-            return None
-        return text
-
-    if os.environ.get(ENV_VAR):
-        text = real(f"{os.environ[ENV_VAR]} (from {ENV_VAR})")
-        if text is not None:
-            return Found(Path(os.environ[ENV_VAR]), text, None)
     with pytest.MonkeyPatch.context() as mp:
-        mp.delenv(ENV_VAR, raising=False)  # else load_text() would read GPT_DATA again, not the cache
-        text = real(cache, cache=cache, url=url, **DOWNLOAD)
-    if text is not None:
-        return Found(Path(cache), text, None)
-    text = real(shared, Path(shared))
-    if text is not None:
-        return Found(Path(shared), text, None)
-    return Found(None, None, " | ".join(reasons))
+        mp.delenv(ENV_VAR, raising=False)  # else load_text(None) would read GPT_DATA again, not the cache
+        for path, where, kwargs in places:
+            try:
+                text = load_text(path, **kwargs)
+            except DataError as err:
+                reasons.append(str(err))
+                continue
+            if len(text) == SIZE and hashlib.sha256(text.encode("utf-8")).hexdigest() == SHA256:
+                return SimpleNamespace(path=path or Path(cache), text=text, why_not=None)
+            reasons.append(f"{where} is not Tiny Shakespeare ({len(text):,} characters, expected {SIZE:,})")
+    return SimpleNamespace(path=None, text=None, why_not=" | ".join(reasons))
 
 
 def made_up_text(n_chars):
@@ -79,13 +64,12 @@ def made_up_text(n_chars):
     words = ("we proceed any further hear me speak you are all resolved rather to die than famish "
              "first know caius marcius is chief enemy to the people let us kill him and corn at our "
              "own price is it a verdict no more talking on away away").split()
-    parts, length = [], 0
-    while length < n_chars:
+    text = ""
+    while len(text) < n_chars:
         lines = [" ".join(rng.choice(words) for _ in range(rng.randint(3, 9))) for _ in range(rng.randint(1, 4))]
         speech = f"{rng.choice(speakers)}:\n" + "\n".join(line.capitalize() + rng.choice(".,?!;") for line in lines)
-        parts.append(speech + "\n\n")
-        length += len(parts[-1])
-    return "".join(parts)[:n_chars]
+        text += speech + "\n\n"
+    return text[:n_chars]
 
 
 @pytest.fixture
@@ -95,12 +79,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="session")
-def prompt():
-    """A prompt every character of which is in `small_text`'s vocabulary."""
-    return PROMPT
 
 
 @pytest.fixture(scope="session")
@@ -129,3 +107,20 @@ def small_text_path(small_text, tmp_path_factory):
     path = tmp_path_factory.mktemp("text") / "small.txt"
     path.write_text(small_text, encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, small_text_path):
+    """trained(stage): (out, the finished process) of that stage's tiny run (helpers.tiny) on `small_text`,
+    prompted with PROMPT; each stage trains once per test run. Shared: copy `out` before changing it."""
+    runs = {}
+
+    def get(stage):
+        if stage not in runs:
+            out = tmp_path_factory.mktemp(f"trained_{stage}") / "out"
+            proc = script(stage, *tiny(stage), "--prompt", PROMPT, "--data", small_text_path, "--out", out)
+            assert proc.returncode == 0, proc.stderr
+            runs[stage] = (out, proc)
+        return runs[stage]
+
+    return get

@@ -57,60 +57,41 @@ class WriterCrashed(Exception):
     pass
 
 
-def half_write_then(exc):
-    """A write callback that puts half a file in place, as a crash mid-save would, then raises exc."""
+@pytest.mark.parametrize("old", ["the old, complete file", None], ids=["over-a-file", "new-file"])
+@pytest.mark.parametrize("exc", [WriterCrashed("disk full"), KeyboardInterrupt()], ids=["error", "ctrl-c"])
+def test_write_that_fails_midway_leaves_the_old_file_or_none_and_no_temp_file(tmp_path, exc, old):
+    path = tmp_path / "ckpt.pt"
+    if old:
+        path.write_text(old)
 
-    def write(tmp):
+    def half_write(tmp):  # half of the new file in place, as a crash mid-save leaves it, then the crash
         with open(tmp, "w") as f:
             f.write("half of the new")
         raise exc
 
-    return write
-
-
-@pytest.mark.parametrize("exc", [WriterCrashed("disk full"), KeyboardInterrupt()], ids=["error", "ctrl-c"])
-def test_write_that_fails_midway_leaves_the_old_file_and_no_temp_file(tmp_path, exc):
-    path = tmp_path / "ckpt.pt"
-    path.write_text("the old, complete file")
     with pytest.raises(type(exc)):
-        atomic_write(path, half_write_then(exc))
-    assert path.read_text() == "the old, complete file"
-    assert os.listdir(tmp_path) == ["ckpt.pt"]
+        atomic_write(path, half_write)
+    assert os.listdir(tmp_path) == (["ckpt.pt"] if old else [])
+    assert not old or path.read_text() == old
 
 
-def test_write_that_fails_before_the_file_exists_leaves_nothing(tmp_path):
-    with pytest.raises(WriterCrashed):
-        atomic_write(tmp_path / "ckpt.pt", half_write_then(WriterCrashed()))
-    assert os.listdir(tmp_path) == []
-
-
-def test_successful_write_replaces_the_file_and_leaves_no_temp_file(tmp_path):
-    path = tmp_path / "metrics.json"
+@pytest.mark.parametrize("leftover", [None, "half of a save killed outright"], ids=["new", "over-a-leftover"])
+def test_write_replaces_the_file_byte_for_byte_through_a_temp_file_beside_it_with_the_usual_permissions(
+        tmp_path, leftover):
+    path = tmp_path / "tokenizer.json"
     path.write_text("old")
-    assert atomic_write(path, lambda tmp: open(tmp, "wb").write(b'{"val_loss": 1.5}\r\n')) == str(path)
+    if leftover:
+        (tmp_path / "tokenizer.json.tmp").write_text(leftover)
+
+    def write(tmp):
+        assert tmp == str(tmp_path / "tokenizer.json.tmp")  # same directory, so os.replace is a rename
+        assert open(tmp).read() == ""  # a leftover is emptied, not appended to
+        open(tmp, "wb").write(b'{"val_loss": 1.5}\r\n')
+
+    assert atomic_write(path, write) == str(path)
     assert path.read_bytes() == b'{"val_loss": 1.5}\r\n'  # byte for byte: no newline translation
-    assert os.listdir(tmp_path) == ["metrics.json"]
-
-
-def test_new_file_gets_the_umask_permissions_like_any_file_open_creates(tmp_path):
-    path = tmp_path / "new.pt"
-    atomic_write(path, lambda tmp: torch.save({"step": 3}, tmp))
-    assert torch.load(path) == {"step": 3}
-    if os.name == "posix":  # not the 0o600 of tempfile.mkstemp
+    assert os.listdir(tmp_path) == ["tokenizer.json"]
+    if os.name == "posix":  # the umask's, as for any file open creates: not the 0o600 of tempfile.mkstemp
         umask = os.umask(0)
         os.umask(umask)
         assert path.stat().st_mode & 0o777 == 0o666 & ~umask
-
-
-def test_temp_file_is_beside_the_destination_named_after_it_and_a_leftover_one_is_overwritten(tmp_path):
-    seen = []
-    (tmp_path / "tokenizer.json.tmp").write_text("half of a save killed outright")
-
-    def write(tmp):
-        seen.append(tmp)
-        assert open(tmp).read() == ""  # the leftover is emptied, not appended to
-        open(tmp, "w").write("new")
-
-    atomic_write(tmp_path / "tokenizer.json", write)
-    assert seen == [str(tmp_path / "tokenizer.json.tmp")]  # same directory, so os.replace is a rename
-    assert os.listdir(tmp_path) == ["tokenizer.json"] and (tmp_path / "tokenizer.json").read_text() == "new"

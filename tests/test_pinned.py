@@ -8,12 +8,14 @@ step by step, the sampling loop that the KV cache must reproduce) and compares w
 torch.equal, so a wrong central line in any of those functions fails a test named after what it broke.
 mutmut checks that claim: `pip install mutmut==3.8.1 && mutmut run` (configured in pyproject.toml) plants
 about 900 small mutants in those files and runs the tests that reach each one; tests/mutation.py plants the
-bugs it cannot write.
+bugs it cannot write. The last test holds every one-line error of these files to its exact words.
 """
 
 import copy
+import json
 import math
 from contextlib import nullcontext
+from functools import partial
 from types import SimpleNamespace
 
 import pytest
@@ -28,10 +30,12 @@ import gpt
 import runner
 import sampling
 from data import CharTokenizer, UnknownCharacterError, get_batch, split
+from helpers import tiny
 
 V, C, N_HEAD, N_LAYER, BLOCK = 11, 16, 4, 2, 8  # vocabulary, width, heads, blocks, block_size
 CFG = dict(n_embd=C, n_head=N_HEAD, n_layer=N_LAYER, block_size=BLOCK, dropout=0.0)
 CPU = torch.device("cpu")
+STAGES = [bigram_v1, bigram_v2, bigram_v3, gpt]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -95,45 +99,51 @@ def block_by_hand(block, x):
     return x + feed_forward_by_hand(block.ffwd, layer_norm_by_hand(x, block.ln2))
 
 
-def gpt_by_hand(model, idx, start=0):
-    T = idx.size(1)
-    x = model.token_embedding_table.weight[idx] + model.position_embedding_table.weight[start : start + T]
+def embeddings(model, idx):
+    """Token plus position embeddings of idx (B, T): (B, T, n_embd)."""
+    return model.token_embedding_table.weight[idx] + model.position_embedding_table.weight[: idx.size(1)]
+
+
+def lm_head_by_hand(model, x):
+    return x @ model.lm_head.weight.T + model.lm_head.bias
+
+
+def heads_by_hand(model, x):
+    """bigram_v3's heads, each causal attention over its own q, k, v, side by side: (B, T, n_embd)."""
+    return torch.cat([causal_attention_by_hand(x @ h.query.weight.T, x @ h.key.weight.T, x @ h.value.weight.T)
+                      for h in model.sa_heads.heads], dim=-1)
+
+
+def gpt_by_hand(model, idx):
+    x = embeddings(model, idx)
     for block in model.blocks:
         x = block_by_hand(block, x)
-    x = layer_norm_by_hand(x, model.ln_f)
-    return x @ model.lm_head.weight.T + model.lm_head.bias
+    return lm_head_by_hand(model, layer_norm_by_hand(x, model.ln_f))
+
+
+BY_HAND = {  # each stage's logits (B, T, V) from its weights, for idx (B, T)
+    "bigram_v1": lambda model, idx: model.token_embedding_table.weight[idx],  # the table's row of each token
+    "bigram_v2": lambda model, idx: lm_head_by_hand(model, embeddings(model, idx)),
+    "bigram_v3": lambda model, idx: lm_head_by_hand(model, heads_by_hand(model, embeddings(model, idx))),
+    "gpt": gpt_by_hand,  # pre-layer-norm blocks, then ln_f, then lm_head
+}
 
 
 # ---- each stage's forward pass, from its weights ------------------------------------------------------
 
 
-def test_bigram_v1_logits_are_the_table_rows_of_each_token_and_loss_their_mean_cross_entropy():
-    model = build(bigram_v1)
-    idx, targets = tokens(3, 7), tokens(3, 7, seed=2)
-    logits, loss = model(idx, targets)
-    assert_close(logits, model.token_embedding_table.weight[idx])
-    assert_close(loss, cross_entropy_by_hand(logits, targets))
-
-
-def test_bigram_v2_logits_are_lm_head_of_token_plus_position_embeddings():
-    model = spread(build(bigram_v2))
-    idx, targets = tokens(3, 6), tokens(3, 6, seed=2)  # T < block_size: the first T positions
-    logits, loss = model(idx, targets)
-    x = model.token_embedding_table.weight[idx] + model.position_embedding_table.weight[:6]  # (B, T, C)
-    assert_close(logits, x @ model.lm_head.weight.T + model.lm_head.bias)
-    assert_close(loss, cross_entropy_by_hand(logits, targets))
-
-
-def test_bigram_v3_logits_are_lm_head_of_the_concatenated_causal_heads_over_the_embeddings():
-    model = spread(build(bigram_v3))
+@pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.__name__)
+def test_logits_are_each_stages_formula_and_loss_their_mean_cross_entropy(stage):
+    # gpt built with dropout 0.5 and put in eval mode: its dropout must then be off
+    model = spread(build(stage, dropout=0.5)).eval()
     idx, targets = tokens(2, BLOCK), tokens(2, BLOCK, seed=2)
     logits, loss = model(idx, targets)
-    x = model.token_embedding_table.weight[idx] + model.position_embedding_table.weight[:BLOCK]
-    heads = [causal_attention_by_hand(x @ h.query.weight.T, x @ h.key.weight.T, x @ h.value.weight.T)
-             for h in model.sa_heads.heads]  # each (B, T, head_size)
-    assert_close(logits, torch.cat(heads, dim=-1) @ model.lm_head.weight.T + model.lm_head.bias)
+    assert_close(logits, BY_HAND[stage.__name__](model, idx))
     assert_close(loss, cross_entropy_by_hand(logits, targets))
-    assert_close(model(idx[:, :3])[0], logits[:, :3])  # a shorter input: the first T rows of the mask
+    for T in (1, 2, 3):  # short inputs: the first T positions, and the mask, sliced or skipped, still causal
+        logits, loss = model(idx[:, :T])
+        assert_close(logits, BY_HAND[stage.__name__](model, idx[:, :T]))
+        assert loss is None  # no targets, no loss
 
 
 def test_gpt_block_is_pre_layer_norm_x_plus_sa_of_ln1_x_then_plus_ffwd_of_ln2_x():
@@ -143,22 +153,6 @@ def test_gpt_block_is_pre_layer_norm_x_plus_sa_of_ln1_x_then_plus_ffwd_of_ln2_x(
     assert_close(block(x), block_by_hand(block, x))
     assert_close(block.sa(x), gpt_attention_by_hand(block.sa, x))
     assert_close(block.ffwd(x), feed_forward_by_hand(block.ffwd, x))
-
-
-def test_gpt_logits_are_blocks_then_ln_f_then_lm_head_and_loss_their_mean_cross_entropy():
-    model = spread(build(gpt))
-    idx, targets = tokens(2, BLOCK), tokens(2, BLOCK, seed=2)
-    logits, loss = model(idx, targets)
-    assert_close(logits, gpt_by_hand(model, idx))
-    assert_close(loss, cross_entropy_by_hand(logits, targets))
-    for T in (1, 2, 3):  # short inputs too: the mask, sliced or skipped, must still be causal
-        assert_close(model(idx[:, :T])[0], gpt_by_hand(model, idx[:, :T]))
-
-
-def test_gpt_in_eval_mode_ignores_its_dropout():
-    model = spread(build(gpt, dropout=0.5)).eval()
-    idx = tokens(2, BLOCK)
-    assert_close(model(idx)[0], gpt_by_hand(model, idx))
 
 
 def test_gpt_training_drops_out_attention_weights_and_both_residual_branches():
@@ -184,7 +178,7 @@ def test_gpt_training_drops_out_attention_weights_and_both_residual_branches():
     assert_close(model.train()(idx)[0], gpt_by_hand(model, idx))  # no dropout on the embeddings (nanoGPT's 0)
 
 
-@pytest.mark.parametrize("stage", [bigram_v1, bigram_v2, bigram_v3, gpt], ids=lambda s: s.__name__)
+@pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.__name__)
 def test_build_model_makes_the_configured_sizes_and_exactly_the_lectures_parameters(stage):
     model = build(stage)
     emb = V * C + BLOCK * C  # token and position tables
@@ -200,7 +194,7 @@ def test_build_model_makes_the_configured_sizes_and_exactly_the_lectures_paramet
         assert len(model.blocks) == N_LAYER and model.blocks[0].sa.n_head == N_HEAD
 
 
-@pytest.mark.parametrize("stage", [bigram_v1, bigram_v2, bigram_v3, gpt], ids=lambda s: s.__name__)
+@pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.__name__)
 def test_main_hands_the_stage_its_doc_table_and_model_and_trains_it_in_process(stage, small_text_path, tmp_path,
                                                                               capsys):
     assert stage.main(["--help"]) == 0
@@ -216,7 +210,7 @@ def test_main_hands_the_stage_its_doc_table_and_model_and_trains_it_in_process(s
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: on a CPU every device is the CPU")
-@pytest.mark.parametrize("stage", [bigram_v1, bigram_v2, bigram_v3, gpt], ids=lambda s: s.__name__)
+@pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.__name__)
 def test_on_a_cuda_gpu_batches_positions_and_sampled_tokens_all_stay_on_the_gpu(stage):
     cuda = torch.device("cuda")
     x, y = get_batch(tokens(100), 2, BLOCK, cuda, torch.Generator().manual_seed(0))  # (B, T) each
@@ -252,7 +246,7 @@ def test_gpt_init_is_normal_0_02_with_residual_projections_shrunk_to_0_02_over_s
     assert seen == 2 + 4 * n_layer + 1  # two tables, qkv + proj + two ffwd Linears per block, lm_head
 
 
-# ---- the KV cache -------------------------------------------------------------------------------------
+# ---- the KV cache and the sampling loops ----------------------------------------------------------------
 
 
 def test_kv_cache_update_stores_after_length_and_returns_every_position_so_far_per_layer():
@@ -304,21 +298,15 @@ def test_past_block_size_each_strategy_writes_the_text_of_its_reference_loop(str
     model = spread(build(gpt, block_size=block_size), std=0.5).eval()
     prompt, n = tokens(3, prompt_len), 3 * block_size + 5  # refills the cache several times
     expected = sample_by_hand(model, prompt, n, block_size, strategy, 1.0, seed=7)
-    out = sampling.generate(model, prompt, n, generator=torch.Generator().manual_seed(7), block_size=block_size,
-                            strategy=strategy)
+    out = sampling.generate(model, prompt, n, 1.0, None, torch.Generator().manual_seed(7), block_size, strategy)
     assert torch.equal(out, expected)
+    streamed = list(sampling.stream(model, prompt, n, 1.0, None, torch.Generator().manual_seed(7), block_size,
+                                    strategy))
+    assert [t.shape for t in streamed] == [(3, 1)] * n  # each new token as it is drawn, (B, 1), in text order
+    assert torch.equal(torch.cat([prompt, *streamed], dim=1), expected)
     if block_size > 2:  # and the two loops differ once the text is longer than the block: the test can tell
         other = sample_by_hand(model, prompt, n, block_size, {"halve": "crop", "crop": "halve"}[strategy], 1.0, 7)
         assert not torch.equal(out, other)
-
-
-def test_stream_yields_each_new_token_as_b_by_1_in_the_order_generate_appends_them():
-    model = spread(build(gpt)).eval()
-    prompt = tokens(2, 3)
-    streamed = list(sampling.stream(model, prompt, 12, 1.0, None, torch.Generator().manual_seed(4), BLOCK, "halve"))
-    assert [t.shape for t in streamed] == [(2, 1)] * 12
-    out = sampling.generate(model, prompt, 12, 1.0, None, torch.Generator().manual_seed(4), BLOCK, "halve")
-    assert torch.equal(out, torch.cat([prompt, *streamed], dim=1))
 
 
 def test_crop_without_block_size_feeds_the_whole_text():
@@ -331,22 +319,6 @@ def test_crop_without_block_size_feeds_the_whole_text():
     assert torch.equal(out, sample_by_hand(model, tokens(1, 2), 5, 10**6, "crop", 0.0, seed=0))
 
 
-@pytest.mark.parametrize("strategy", ["halve", "crop"])
-def test_zero_new_tokens_give_back_the_prompt_with_or_without_block_size(strategy):
-    model = build(gpt)
-    for block_size in (None, BLOCK):
-        assert torch.equal(sampling.generate(model, tokens(2, 3), 0, block_size=block_size, strategy=strategy),
-                           tokens(2, 3))
-
-
-def test_pick_next_returns_one_long_token_per_row_and_top_k_none_keeps_every_token():
-    logits = torch.zeros(4000, 5)  # uniform: every token must come up
-    picked = sampling.pick_next(logits, 1.0, None, torch.Generator().manual_seed(0))
-    assert picked.shape == (4000, 1) and picked.dtype == torch.long
-    assert set(picked[:, 0].tolist()) == set(range(5))
-    assert sampling.pick_next(logits[:1], 100.0, 5).shape == (1, 1)  # the largest temperature is allowed
-
-
 def test_sampling_defaults_are_temperature_1_no_top_k_no_block_and_the_crop_loop():
     logits = torch.randn(500, 6, generator=torch.Generator().manual_seed(0))  # (B, V)
     assert torch.equal(sampling.pick_next(logits, generator=torch.Generator().manual_seed(1)),
@@ -354,13 +326,6 @@ def test_sampling_defaults_are_temperature_1_no_top_k_no_block_and_the_crop_loop
     model, prompt = spread(build(bigram_v3)).eval(), tokens(4, 3)
     assert torch.equal(sampling.generate(model, prompt, 5, generator=torch.Generator().manual_seed(2)),
                        sampling.generate(model, prompt, 5, 1.0, None, torch.Generator().manual_seed(2), None, "crop"))
-
-
-def test_sampling_errors_say_exactly_what_is_allowed():
-    with pytest.raises(ValueError, match=r"^temperature must be in \[0, 100\], got -0.5$"):
-        sampling.pick_next(torch.zeros(1, 3), -0.5)
-    with pytest.raises(ValueError, match="^unknown strategy 'shift': use 'halve' or 'crop'$"):
-        next(sampling.stream(build(gpt), tokens(1, 2), 3, block_size=BLOCK, strategy="shift"))
 
 
 # ---- runner/loop.py: the training loop, its schedule and its measurements ------------------------------
@@ -399,6 +364,29 @@ class RecordingSGD(torch.optim.SGD):
         params = self.param_groups[0]["params"]
         self.seen.append((self.param_groups[0]["lr"], [p.grad.clone() for p in params]))
         return super().step(closure)
+
+
+def test_a_run_stopped_and_resumed_in_this_process_writes_the_files_of_an_uninterrupted_one(tmp_path, small_text_path,
+                                                                                             capsys):
+    # tests/test_scripts.py proves this from outside, in subprocesses; in pytest's own process mutmut sees the
+    # loop's bookkeeping too: what evaluate() and save() write, and which evaluation best.pt keeps
+    flags = [*tiny("bigram_v2", max_iters=24, eval_interval=4, max_new_tokens=0, final_eval=0), "--data",
+             str(small_text_path)]
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert bigram_v2.main([*flags, "--out", str(whole)]) == 0
+    assert bigram_v2.main([*flags, "--out", str(parts), "--stop-at", "6"]) == 0  # between two evaluations
+    assert bigram_v2.main([*flags, "--out", str(parts), "--resume"]) == 0
+    a, b = (torch.load(out / "ckpt.pt", weights_only=True) for out in (whole, parts))
+    timeless = [[{k: v for k, v in h.items() if k != "seconds"} for h in c["history"]] for c in (a, b)]
+    assert timeless[0] == timeless[1] and [h["iter"] for h in a["history"]] == list(range(0, 25, 4))
+    assert a["step"] == b["step"] == len(b["step_losses"]) == 24 and a["step_losses"] == b["step_losses"]
+    assert all(h["seconds"] <= b["train_seconds"] for h in b["history"]) and b["history"][-1]["seconds"] > 0
+    best = min(a["history"], key=lambda h: h["val"])  # the first of equals: a tie does not replace the best
+    assert best == a["best"] and b["best"]["iter"] == best["iter"] == torch.load(parts / "best.pt")["iter"]
+    for key in ("stage", "seed", "dtype", "text_sha256", "config", "tokenizer", "world_size"):
+        assert a[key] == b[key] and a[key] is not None, key
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]) and len(b["rng"]) == 1
+    assert json.loads((parts / "tokenizer.json").read_text()) == b["tokenizer"]
 
 
 @pytest.mark.parametrize("scale, clipped", [(50.0, True), (0.01, False)], ids=["norm_above_clip", "norm_below"])
@@ -485,15 +473,18 @@ def test_estimate_loss_is_the_eval_mode_mean_over_eval_iters_batches_drawn_from_
     assert estimate["val"] != runner.estimate_loss(model, splits(), cfg)["val"]  # the seed matters
 
 
-def test_full_loss_is_measured_in_eval_mode_and_leaves_the_model_training():
+@pytest.mark.parametrize("n_tokens, rows", [(2 * BLOCK + 4, 64), (47, 2)], ids=["one_batch", "batches_of_2_rows"])
+def test_full_loss_measures_every_window_and_the_tail_in_eval_mode_and_leaves_the_model_training(n_tokens, rows):
+    # the mean cross-entropy of every prediction. 2 * BLOCK + 4 tokens: two full windows and a tail of 3
+    # predictions, in one batch; 47: five full windows in batches of 2, 2 and 1 rows, then a tail of 6
     model = spread(build(gpt, dropout=0.5)).train()
-    data = tokens(2 * BLOCK + 4, seed=3)  # two full windows and a tail of 3 predictions
-    loss = runner.full_loss(model, data, BLOCK, CPU)
+    data = tokens(n_tokens, seed=3)
+    loss = runner.full_loss(model, data, BLOCK, CPU, rows)
     assert model.training
     model.eval()
-    x = torch.cat([gpt_by_hand(model, data[i : i + BLOCK][None])[0] for i in (0, BLOCK)]
-                  + [gpt_by_hand(model, data[2 * BLOCK : -1][None])[0]])  # (len - 1, V)
-    assert_close(loss, cross_entropy_by_hand(x[None], data[1:][None]).item())
+    windows = [data[i : min(i + BLOCK, n_tokens - 1)] for i in range(0, n_tokens - 1, BLOCK)]  # the last stops short
+    logits = torch.cat([gpt_by_hand(model, w[None])[0] for w in windows])  # (n_tokens - 1, V)
+    assert_close(loss, cross_entropy_by_hand(logits[None], data[1:][None]).item())
 
 
 FLOOR_GRID = (1e-4, 1e-3, 1e-2, 0.1, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0)  # the smoothings bigram_floor tries
@@ -514,6 +505,13 @@ def test_bigram_floor_tries_each_smoothing_of_its_grid_and_keeps_the_best(alpha)
     assert_close(runner.bigram_floor(train, val, 2), by_hand)
 
 
+def test_bigram_floor_on_tiny_shakespeare_is_2_482(shakespeare_path):
+    text = shakespeare_path.read_text(encoding="utf-8")
+    tok = CharTokenizer.from_text(text)
+    train, val = split(torch.tensor(tok.encode(text)))
+    assert abs(runner.bigram_floor(train, val, tok.vocab_size) - 2.482) < 0.002
+
+
 # ---- data: the tokenizer and the batches ------------------------------------------------------------
 
 
@@ -522,27 +520,7 @@ def test_tokenizer_ids_are_places_in_the_vocabulary_and_decode_inverts_encode():
     assert tok.vocab_size == 3 and tok.encode("abz") == [1, 2, 0] and tok.decode([2, 0, 1, 1]) == "bzaa"
     assert repr(tok) == "CharTokenizer(vocab_size=3)"
     assert tok == CharTokenizer(list("zab")) and tok != CharTokenizer("abz") and tok != "zab"
-
-
-def test_tokenizer_from_an_empty_text_is_refused_with_its_own_message():
-    with pytest.raises(ValueError, match="^cannot build a vocabulary from an empty text$"):
-        CharTokenizer.from_text("")
-    assert CharTokenizer.from_text("banana").chars == ["a", "b", "n"]
-
-
-def test_tokenizer_refuses_repeated_characters_and_names_what_is_unknown():
-    with pytest.raises(ValueError, match="^a vocabulary lists each character once$"):
-        CharTokenizer("aba")
-    with pytest.raises(UnknownCharacterError) as info:
-        CharTokenizer("ab").encode("abcdc")
-    assert str(info.value) == "2 character(s) not in the vocabulary: 'c', 'd'; allowed are the 2 characters 'ab'"
-
-
-@pytest.mark.parametrize("saved", [None, [], {"type": "bpe", "chars": "ab"}, {"type": "char", "chars": ["a"]},
-                                   {"type": "char"}])
-def test_tokenizer_from_dict_refuses_anything_but_a_saved_char_tokenizer(saved):
-    with pytest.raises(ValueError, match="^not a saved character tokenizer$"):
-        CharTokenizer.from_dict(saved)
+    assert CharTokenizer.from_text("banana").chars == ["a", "b", "n"]  # each character once, in sorted order
 
 
 def test_split_is_first_nine_tenths_then_the_rest_and_get_batch_windows_are_shifted_by_one():
@@ -554,6 +532,29 @@ def test_split_is_first_nine_tenths_then_the_rest_and_get_batch_windows_are_shif
     x, y = get_batch(ids, 50, 5, generator=g)
     starts = torch.randint(15, (50,), generator=torch.Generator().manual_seed(0))  # 0..14: the last ends at 119
     assert torch.equal(x, 100 + starts[:, None] + torch.arange(5)) and torch.equal(y, x + 1)
-    assert get_batch(ids[:6], 2, 5)[1][0, -1] == 105  # exactly block_size + 1 tokens is enough
-    with pytest.raises(ValueError, match="^need at least block_size \\+ 1 = 6 tokens, got 5$"):
-        get_batch(ids[:5], 2, 5)
+    assert get_batch(ids[:6], 2, 5)[1][0, -1] == 105  # exactly block_size + 1 tokens is enough (5: an error below)
+
+
+# ---- every one-line error of these files, word for word -------------------------------------------------
+
+
+ERRORS = [  # (what is called, the exception it must raise, its whole message)
+    (partial(CharTokenizer.from_text, ""), ValueError, "cannot build a vocabulary from an empty text"),
+    (partial(CharTokenizer, "aba"), ValueError, "a vocabulary lists each character once"),
+    (partial(CharTokenizer("ab").encode, "abcdc"), UnknownCharacterError,
+     "2 character(s) not in the vocabulary: 'c', 'd'; allowed are the 2 characters 'ab'"),
+    *[(partial(CharTokenizer.from_dict, saved), ValueError, "not a saved character tokenizer") for saved in
+      (None, [], {"type": "bpe", "chars": "ab"}, {"type": "char", "chars": ["a"]}, {"type": "char"})],
+    (partial(get_batch, torch.arange(5), 2, 5), ValueError, "need at least block_size + 1 = 6 tokens, got 5"),
+    *[(partial(sampling.pick_next, torch.zeros(1, 3), t), ValueError, f"temperature must be in [0, 100], got {t}")
+      for t in (-0.5, -0.1, 100.5, math.inf, math.nan)],
+    (lambda: next(sampling.stream(build(gpt), tokens(1, 2), 3, block_size=BLOCK, strategy="shift")), ValueError,
+     "unknown strategy 'shift': use 'halve' or 'crop'"),
+]
+
+
+@pytest.mark.parametrize("call, error, message", ERRORS)
+def test_each_error_is_refused_with_its_reason_in_one_line(call, error, message):
+    with pytest.raises(error) as info:
+        call()
+    assert str(info.value) == message

@@ -16,9 +16,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-import bigram_v1
 import gpt
-import runner
 import sampling
 from sampling import pick_next
 
@@ -65,49 +63,18 @@ def test_draws_follow_softmax_of_logits_divided_by_the_temperature(temperature):
     assert_drawn_as(draw(LOGITS, temperature), softmax_of(LOGITS, temperature))
 
 
-def test_temperature_0_7_sharpens_the_distribution_towards_the_likeliest_token():
-    # softmax(l / 0.7) gives the likeliest token 0.649, softmax(l) 0.513: the two are 40 standard deviations
-    # of a share apart, so a pick_next that ignored the temperature could not pass this
-    counts = draw(LOGITS, 0.7)
-    assert abs(counts[ARGMAX].item() / N - softmax_of(LOGITS, 0.7)[ARGMAX].item()) < 0.02
-    assert counts[ARGMAX].item() / N > softmax_of(LOGITS, 1.0)[ARGMAX].item() + 0.1
-
-
-def test_a_small_temperature_draws_the_likeliest_token_almost_always():
-    # at T = 0.05 the runner-up (0.8 below the top) has probability e^-16 = 1e-7: 0.002 draws expected in N
-    counts = draw(LOGITS, 0.05)
-    assert counts[ARGMAX].item() == N
-
-
-def test_a_large_temperature_draws_every_token_about_equally_often():
-    # at T = 100 every probability is within 0.003 of 1/6; 5 standard deviations of a share add 0.013
-    counts = draw(LOGITS, 100.0)
-    shares = counts.double() / N
-    assert (shares - 1 / len(LOGITS)).abs().max().item() < 0.02, shares
-
-
-def test_temperature_zero_is_greedy_the_argmax_of_every_row():
-    logits = torch.randn(50, 11, generator=torch.Generator().manual_seed(0))  # (B, V)
-    expected = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
-    for seed in range(3):
-        assert torch.equal(pick_next(logits, 0.0, generator=torch.Generator().manual_seed(seed)), expected)
-    assert torch.equal(pick_next(logits, 0, top_k=5), expected)  # top_k cannot change the likeliest
-
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("tiny", [1e-40, 5e-324])  # 5e-324: the smallest float64 above 0
-def test_a_tiny_temperature_such_as_1e_40_is_greedy_without_nan(dtype, tiny):
+@pytest.mark.parametrize("temperature", [0.0, 1e-40, 5e-324])  # 5e-324: the smallest float64 above 0
+def test_temperature_zero_or_a_tiny_one_such_as_1e_40_is_greedy_the_argmax_of_each_row_without_nan(dtype, temperature):
     # in float32, 2.0 / 1e-40 is inf, and softmax's inf - inf would be nan (multinomial then raises)
     logits = torch.randn(50, 11, generator=torch.Generator().manual_seed(1)).to(dtype)  # (B, V)
     logits[0, :3] = torch.tensor([1e30, 3e38, -3e38])  # near float32's largest: still no inf, no nan
-    picked = pick_next(logits, tiny, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(picked, logits.argmax(dim=-1, keepdim=True))
-
-
-@pytest.mark.parametrize("temperature", [-0.1, 100.5, math.inf, math.nan])
-def test_a_temperature_outside_0_to_100_is_refused(temperature):
-    with pytest.raises(ValueError, match="temperature must be in"):
-        pick_next(LOGITS[None], temperature)
+    expected = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
+    assert torch.equal(pick_next(logits, temperature, generator=torch.Generator().manual_seed(0)), expected)
+    assert torch.equal(pick_next(logits, temperature, top_k=5), expected)  # top_k cannot change the likeliest
+    # the distribution itself (what the explorer shows): everything on the likeliest, every token a column
+    assert torch.equal(sampling.probabilities(logits, temperature), F.one_hot(expected[:, 0], 11).double())
+    assert sampling.probabilities(torch.tensor([[2.0, 1.0, 0.0]]), temperature).tolist() == [[1.0, 0.0, 0.0]]
 
 
 # ---- top_k ---------------------------------------------------------------------------------------------
@@ -124,25 +91,16 @@ def top_k_probs(logits, k, temperature=1.0):
 SPREAD = torch.linspace(1.5, 0.0, 8)[torch.tensor([5, 2, 7, 0, 3, 6, 1, 4])]
 
 
-@pytest.mark.parametrize("k", range(1, 8))
-def test_top_k_draws_only_the_k_largest_logits_and_each_of_them(k):
-    counts = draw(SPREAD, 1.0, top_k=k)
-    top = set(SPREAD.topk(k).indices.tolist())
+# every k below the vocabulary (8), at or above it (every token kept), and with a sharpening or flattening
+# temperature (the top k drawn from softmax(logits / T) among themselves)
+@pytest.mark.parametrize("k, temperature", [(k, 1.0) for k in (1, 2, 3, 4, 5, 6, 7, 8, 9, 1000)]
+                         + [(3, 0.5), (3, 2.5), (5, 100.0)])
+def test_top_k_draws_only_the_k_largest_logits_and_each_of_them(k, temperature):
+    counts = draw(SPREAD, temperature, top_k=k)
+    top = set(SPREAD.topk(min(k, len(SPREAD))).indices.tolist())
     drawn = set(counts.nonzero()[:, 0].tolist())
     assert drawn == top, f"top_k={k}: drew {sorted(drawn)}, the {k} largest are {sorted(top)}"
-    assert_drawn_as(counts, top_k_probs(SPREAD, k))  # in the proportions softmax gives them among themselves
-
-
-@pytest.mark.parametrize("k", [8, 9, 1000])
-def test_top_k_at_or_above_the_vocabulary_size_keeps_every_token(k):
-    counts = draw(SPREAD, 1.0, top_k=k)
-    assert (counts > 0).all()
-    assert_drawn_as(counts, softmax_of(SPREAD, 1.0))
-
-
-@pytest.mark.parametrize("k, temperature", [(3, 0.5), (3, 2.5), (5, 100.0)])
-def test_top_k_and_temperature_together_draw_from_the_sharpened_or_flattened_top_k(k, temperature):
-    assert_drawn_as(draw(SPREAD, temperature, top_k=k), top_k_probs(SPREAD, k, temperature))
+    assert_drawn_as(counts, top_k_probs(SPREAD, k, temperature))  # in the proportions softmax gives them
 
 
 def test_top_k_keeps_each_rows_own_k_largest():
@@ -179,9 +137,7 @@ def model():
     ties for argmax to trip on) and the likeliest next token depends on the context, not only on the last
     token: then a KV cache that mixes up positions changes the greedy text too."""
     torch.manual_seed(0)
-    cfg = {**runner.defaults(gpt.HYPERPARAMETERS), "n_embd": 32, "n_head": 4, "n_layer": 2, "block_size": BLOCK,
-           "dropout": 0.0}
-    m = gpt.build_model(cfg, 65).eval()
+    m = gpt.GPTLanguageModel(65, n_embd=32, n_head=4, n_layer=2, block_size=BLOCK, dropout=0.0).eval()
     with torch.no_grad():
         for p in m.parameters():
             p.normal_(0.0, 0.3)
@@ -215,21 +171,6 @@ def test_greedy_settings_make_both_loops_write_the_argmax_text_of_the_uncached_m
     assert not torch.equal(plain, expected)
 
 
-def test_sample_past_the_block_at_temperature_zero_is_greedy_on_the_last_block(model):
-    out = sampling.generate(model, PROMPT, 30, temperature=0.0, block_size=BLOCK)
-    assert torch.equal(out, greedy(model, PROMPT, 30))
-
-
-@pytest.mark.parametrize("strategy", ["halve", "crop"])
-def test_generate_passes_temperature_and_top_k_on_with_either_strategy(model, strategy):
-    n = BLOCK - PROMPT.size(1) + 1
-    expected = greedy(model, PROMPT, n)
-    for knobs in (dict(temperature=0.0), dict(top_k=1)):
-        out = sampling.generate(model, PROMPT, n, generator=torch.Generator().manual_seed(0),
-                                block_size=BLOCK, strategy=strategy, **knobs)
-        assert torch.equal(out, expected), knobs
-
-
 @pytest.mark.parametrize("strategy", ["halve", "crop"])
 def test_without_block_size_generate_uses_the_models_own_context_past_the_end_of_its_block(model, strategy):
     # block_size=None: the model's own context (its position table's rows), so a text longer than the block
@@ -239,9 +180,8 @@ def test_without_block_size_generate_uses_the_models_own_context_past_the_end_of
     assert torch.equal(out, sampling.generate(model, PROMPT, 3 * BLOCK, generator=g(), block_size=BLOCK,
                                               strategy=strategy))
     assert out.shape == (PROMPT.size(0), PROMPT.size(1) + 3 * BLOCK)
-
-
-def test_a_bigram_table_without_positions_takes_any_length_of_text():
-    v1 = bigram_v1.build_model(runner.defaults(bigram_v1.HYPERPARAMETERS), 65)
-    out = sampling.generate(v1, PROMPT, 50, generator=torch.Generator().manual_seed(0))
-    assert out.shape == (PROMPT.size(0), PROMPT.size(1) + 50)
+    # the defaults, given in their order: temperature 1, every token, the model's own context, "crop"
+    assert torch.equal(sampling.generate(model, PROMPT, 3 * BLOCK, generator=g()),
+                       sampling.generate(model, PROMPT, 3 * BLOCK, 1.0, None, g(), BLOCK, "crop"))
+    for block_size in (None, BLOCK):  # and no new tokens give back the prompt
+        assert torch.equal(sampling.generate(model, PROMPT, 0, block_size=block_size, strategy=strategy), PROMPT)

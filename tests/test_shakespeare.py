@@ -1,33 +1,43 @@
-"""The Tiny Shakespeare loader (data/shakespeare.py): local files, the cache, and the download, tested
-against a real HTTP server on 127.0.0.1.
+"""The Tiny Shakespeare loader (data/shakespeare.py) against a real HTTP server on 127.0.0.1, and the facts of
+the real text that the README and the stage docstrings rely on.
 
 The server sends a few KB of made-up text instead of the real file, and each test passes that text's size
 and checksum, so every failure a download can meet is provoked in about a second, without the internet.
+The real text is the copy conftest.py finds as the scripts do (GPT_DATA, the cache, one short try at
+downloading it, the shared copy beside the checkout); where there is none, its tests are skipped with a note
+on how to provide it. The last tests check that search itself, the server standing in for GitHub.
 """
 
+import contextlib
 import hashlib
 import os
 import socket
-import stat
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import torch
+from conftest import find_shakespeare
 
-from data.shakespeare import ENV_VAR, MAX_TEXT_BYTES, DataError, load_text
+from data import CharTokenizer, split
+from data.shakespeare import ENV_VAR, MAX_TEXT_BYTES, SHA256, SIZE, DataError, load_text
 
 PAYLOAD = "".join(f"{i:03d} To be, or not to be, that is the question.\n" for i in range(100)).encode()
-FAST = {"sha256": hashlib.sha256(PAYLOAD).hexdigest(), "size": len(PAYLOAD), "timeout": 2.0, "retries": 2,
+N = len(PAYLOAD)
+FAST = {"sha256": hashlib.sha256(PAYLOAD).hexdigest(), "size": N, "timeout": 2.0, "retries": 2,
         "backoff": 0.01}  # the payload's size and checksum, and short waits
 
 
 # ---- the test server: each request gets the next of server.replies; the last one repeats ---------------
 
 
-def ok(body, content_length=None):
+def ok(body, length=None):
+    """200 and body, with a Content-Length of length (by default the body's), or none if length is False."""
+
     def reply(handler):
         handler.send_response(200)
-        handler.send_header("Content-Length", str(len(body) if content_length is None else content_length))
+        if length is not False:
+            handler.send_header("Content-Length", str(len(body) if length is None else length))
         handler.end_headers()
         handler.wfile.write(body)
 
@@ -38,21 +48,12 @@ def error(code):
     return lambda handler: handler.send_error(code)
 
 
-def endless(handler):
-    """A body with no Content-Length that goes on and on (it stops after 100 payloads, so that a
-    downloader without a size cap fails the test instead of filling the disk)."""
-    handler.send_response(200)
-    handler.end_headers()
-    for _ in range(100):
-        handler.wfile.write(PAYLOAD)
-
-
 def stall(after_bytes=None):
     """Say nothing (after_bytes=None), or send the headers and part of the body; then wait."""
 
     def reply(handler):
         if after_bytes is not None:
-            ok(PAYLOAD[:after_bytes], content_length=len(PAYLOAD))(handler)
+            ok(PAYLOAD[:after_bytes], length=N)(handler)
             handler.wfile.flush()
         handler.server.released.wait(10)
 
@@ -62,9 +63,7 @@ def stall(after_bytes=None):
 def drip(handler):
     """The right headers, then the body one byte every 0.1 s: never silent long enough to time out. It
     hangs up after 3 s, so that a downloader without a deadline fails the test instead of hanging it."""
-    handler.send_response(200)
-    handler.send_header("Content-Length", str(len(PAYLOAD)))
-    handler.end_headers()
+    ok(b"", length=N)(handler)
     for i in range(30):
         handler.wfile.write(PAYLOAD[i : i + 1])
         if handler.server.released.wait(0.1):
@@ -114,220 +113,184 @@ def no_gpt_data(monkeypatch):
     monkeypatch.delenv(ENV_VAR, raising=False)
 
 
-def error_of(**kwargs):
-    """The DataError load_text raises, as text; it must be one line, printed without a traceback."""
-    with pytest.raises(DataError) as excinfo:
-        load_text(**kwargs)
-    assert "\n" not in str(excinfo.value)
-    return str(excinfo.value)
+# ---- every way to fail: one line, and the files as they were ---------------------------------------------
+
+DIR, FIFO = "a directory", "a named pipe"  # what make() puts at a path, besides a file's bytes
+LOCAL = {"path": "{tmp}/text.txt"}
+QUICK = {"timeout": 0.5, "retries": 1}  # one retry; a stalled server is given up on after 0.5 s
+CASES = {  # name: (server replies, files made in tmp, load_text's arguments, fragments of the line, requests)
+    # a whole answer, but the wrong file: not tried again, as the same server would send it again
+    "too-short": ([ok(PAYLOAD[:1000])], {}, {}, [f"1,000 bytes, expected {N:,}", "{url}"], [1]),
+    "same-length-wrong-bytes": ([ok(PAYLOAD.replace(b"question", b"QUESTION"))], {}, {},
+                                ["wrong SHA-256 checksum", "{url}"], [1]),
+    # no Content-Length, and on and on (but not forever: a downloader without a size cap fails the test)
+    "endless": ([ok(PAYLOAD * 100, length=False)], {}, {}, [f"longer than the expected {N:,} bytes", "{url}"], [1]),
+    "404": ([error(404)], {}, {}, ["HTTP 404", "{url}"], [1]),  # asking again will not make the file appear
+    # failures that may pass: tried again, then reported
+    "server-error": ([error(503)], {}, QUICK, ["503", "2 tries"], [2]),
+    "cut-short": ([ok(PAYLOAD[:1000], length=N)], {}, QUICK, ["could not download", "2 tries"], [2]),
+    "stalled-mid-body": ([stall(after_bytes=1000)], {}, QUICK, ["timed out", "2 tries"], [2]),
+    "refused": ([], {}, {"url": "{refused}"},
+                ["could not download", "refused", "{tmp}/tinyshakespeare.txt", "--data PATH", ENV_VAR], [0]),
+    # each byte well within the 1 s timeout, the whole body 8 s: stopped mid-body at the deadline, which
+    # leaves no time for a retry
+    "dripping": ([drip], {}, {"timeout": 1.0, "deadline": 1.5}, ["within 1.5 s (", "bytes received)"], [1]),
+    # each try times out after 0.3 s: ten of them would take 3 s
+    "deadline-over-retries": ([stall()], {}, {"timeout": 0.3, "retries": 9, "deadline": 0.8},
+                              ["within 0.8 s (timed out)"], range(2, 10)),
+    "damaged-cache-offline": ([], {"tinyshakespeare.txt": PAYLOAD[:-10]}, {"url": "{refused}", "retries": 0},
+                              ["could not download"], [0]),  # neither returned nor deleted
+    # Tests run as root, where chmod does not stop writes; a regular file can never hold a directory entry.
+    # The temporary file is made first, so a cache in a file fails before the download; one that is a
+    # directory fails when the download is moved onto it.
+    "cache-inside-a-file": ([], {"x": b"x"}, {"cache": "{tmp}/x/tinyshakespeare.txt"},
+                            ["cannot write {tmp}/x/tinyshakespeare.txt", "--data PATH"], [0]),
+    "cache-is-a-directory": ([], {"x": DIR}, {"cache": "{tmp}/x"}, ["cannot write {tmp}/x (", "--data PATH"], [1]),
+    # local files: --data PATH and GPT_DATA
+    "empty-path": ([], {}, {"path": ""}, ["--data is empty"], [0]),
+    "missing-gpt-data": ([], {}, {"env": "{tmp}/nope.txt"}, ["{tmp}/nope.txt (from GPT_DATA) does not exist"], [0]),
+    "directory": ([], {"text.txt": DIR}, LOCAL, ["{tmp}/text.txt is a directory"], [0]),
+    "empty": ([], {"text.txt": b""}, LOCAL, ["{tmp}/text.txt is empty"], [0]),
+    "not-utf8": ([], {"text.txt": b"caf\xe9 au lait\n"}, LOCAL, ["{tmp}/text.txt is not UTF-8 text (at byte 3)"], [0]),
+    "too-short-text": ([], {"text.txt": b"0123456789"}, {**LOCAL, "min_chars": 11},
+                       ["{tmp}/text.txt has 10 characters, needs 11; pass a longer text or a smaller --block-size"],
+                       [0]),
+    "over-max-bytes": ([], {"text.txt": b"x" * 101}, {**LOCAL, "max_bytes": 100},
+                       ["{tmp}/text.txt is over MAX_TEXT_BYTES (100 bytes)"], [0]),
+    # opened, a named pipe waits for a writer, maybe forever; a device such as /dev/zero never ends
+    "named-pipe": ([], {"text.txt": FIFO}, LOCAL, ["{tmp}/text.txt is a named pipe"], [0]),
+    "device": ([], {}, {"env": os.devnull}, [f"{os.devnull} (from {ENV_VAR}) is a named pipe, a device or a socket"],
+               [0]),
+}
 
 
-# ---- downloads ---------------------------------------------------------------------------------------
+def make(path, content):
+    """Put content at path: bytes make a file, DIR a directory, FIFO a named pipe."""
+    if content is DIR:
+        path.mkdir()
+    elif content is FIFO:
+        if not hasattr(os, "mkfifo"):
+            pytest.skip("named pipes need a POSIX system")
+        os.mkfifo(path)
+    else:
+        path.write_bytes(content)
 
 
-def test_download_saves_the_exact_bytes_and_the_next_load_reads_them_without_a_request(server, tmp_path):
-    cache = tmp_path / "tinyshakespeare.txt"
-    assert load_text(cache=cache, url=server.url, **FAST) == PAYLOAD.decode()
-    assert cache.read_bytes() == PAYLOAD
-    assert os.listdir(tmp_path) == ["tinyshakespeare.txt"]  # no temporary file left beside it
-
-    assert load_text(cache=cache, url=server.url, **FAST) == PAYLOAD.decode()
-    assert server.requests == 1
-
-
-@pytest.mark.parametrize("reply, expected", [
-    (ok(PAYLOAD[:1000]), f"1,000 bytes, expected {len(PAYLOAD):,}"),
-    (ok(PAYLOAD.replace(b"question", b"QUESTION")), "wrong SHA-256 checksum"),
-    (ok(PAYLOAD + PAYLOAD), f"longer than the expected {len(PAYLOAD):,} bytes"),
-    (endless, f"longer than the expected {len(PAYLOAD):,} bytes"),
-], ids=["too-short", "same-length-wrong-bytes", "too-long", "endless"])
-def test_wrong_file_is_refused_without_a_retry_and_leaves_nothing(server, tmp_path, reply, expected):
-    server.replies = [reply]
-    text = error_of(cache=tmp_path / "tinyshakespeare.txt", url=server.url, **FAST)
-    assert expected in text and server.url in text
-    assert server.requests == 1  # the same server would send the same wrong file again
-    assert os.listdir(tmp_path) == []
+def unblock(pipe, opened):
+    """Open the writing end of pipe, which succeeds only while a reader has it open: the loader, which should
+    never open a named pipe. Its open then returns, so the test fails (opened) instead of hanging."""
+    if pipe.is_fifo():
+        with contextlib.suppress(OSError):  # no reader: ENXIO, the loader did right
+            os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+            opened.append(pipe)
 
 
-def test_404_is_not_retried(server, tmp_path):
-    server.replies = [error(404)]
-    text = error_of(cache=tmp_path / "tinyshakespeare.txt", url=server.url, **FAST)
-    assert "HTTP 404" in text and server.url in text
-    assert server.requests == 1  # asking again will not make a missing file appear
-    assert os.listdir(tmp_path) == []
+def snapshot(folder):
+    """What folder holds: each name, with a file's bytes (None for anything else, which is never opened)."""
+    return {p.name: p.read_bytes() if p.is_file() else None for p in folder.iterdir()}
 
 
-def test_server_errors_are_retried_until_the_download_succeeds(server, tmp_path):
-    server.replies = [error(500), error(500), ok(PAYLOAD)]
-    assert load_text(cache=tmp_path / "tinyshakespeare.txt", url=server.url, **FAST) == PAYLOAD.decode()
-    assert server.requests == 3
+@pytest.mark.parametrize("name", CASES)
+def test_every_unusable_text_and_failed_download_is_one_line_that_leaves_the_files_as_they_were(
+        name, server, refused_url, tmp_path, monkeypatch):
+    replies, files, args, fragments, requests = CASES[name]
+    for file, content in files.items():
+        make(tmp_path / file, content)
+    before = snapshot(tmp_path)
+    places = dict(tmp=tmp_path, url=server.url, refused=refused_url)
+    args = {**FAST, "cache": "{tmp}/tinyshakespeare.txt", "url": "{url}", **args}
+    args = {k: v.format(**places) if isinstance(v, str) else v for k, v in args.items()}
+    if "env" in args:
+        monkeypatch.setenv(ENV_VAR, args.pop("env"))
+    server.replies = replies or server.replies
+    opened = []
+    watchdog = threading.Timer(2.0, unblock, [tmp_path / "text.txt", opened])
+    watchdog.start()
+    try:
+        with pytest.raises(DataError) as excinfo:
+            load_text(**args)
+    finally:
+        watchdog.cancel()
+    line = str(excinfo.value)
+    assert "\n" not in line  # one line, which the scripts print without a traceback
+    for fragment in fragments:
+        assert fragment.format(**places) in line
+    assert server.requests in requests and not opened
+    assert snapshot(tmp_path) == before  # no temporary file left, no cache written, the user's file untouched
 
 
-@pytest.mark.parametrize("reply, expected", [
-    (error(503), "503"),
-    (ok(PAYLOAD[:1000], content_length=len(PAYLOAD)), "could not download"),  # hung up mid-body
-    (stall(), "timed out"),
-    (stall(after_bytes=1000), "timed out"),
-], ids=["server-error", "cut-short", "stalled-before-headers", "stalled-mid-body"])
-def test_failures_that_may_pass_are_retried_then_reported(server, tmp_path, reply, expected):
-    server.replies = [reply]
-    text = error_of(cache=tmp_path / "tinyshakespeare.txt", url=server.url, **{**FAST, "timeout": 0.5, "retries": 1})
-    assert expected in text and "2 tries" in text
-    assert server.requests == 2  # the first try and one retry
-    assert os.listdir(tmp_path) == []
-
-
-def test_refused_connection_says_what_to_do_offline(refused_url, tmp_path):
-    cache = tmp_path / "tinyshakespeare.txt"
-    text = error_of(cache=cache, url=refused_url, **FAST)
-    assert "could not download" in text and "refused" in text
-    assert str(cache) in text and "--data PATH" in text and ENV_VAR in text
-    assert os.listdir(tmp_path) == []
-
-
-def test_server_dripping_bytes_is_stopped_at_the_deadline(server, tmp_path):
-    server.replies = [drip]  # each byte well within the 1 s timeout; the whole body would take 8 s
-    text = error_of(cache=tmp_path / "tinyshakespeare.txt", url=server.url, **{**FAST, "timeout": 1.0, "deadline": 1.5})
-    assert "within 1.5 s (" in text and "bytes received)" in text  # stopped mid-body, not when the server hung up
-    assert server.requests == 1  # the deadline covers retries too: no time is left for one
-    assert os.listdir(tmp_path) == []
-
-
-def test_deadline_covers_all_retries_together(server, tmp_path):
-    server.replies = [stall()]  # each try times out after 0.3 s; ten of them would take 3 s
-    text = error_of(cache=tmp_path / "tinyshakespeare.txt", url=server.url,
-                    **{**FAST, "timeout": 0.3, "retries": 9, "deadline": 0.8})
-    assert "within 0.8 s (timed out)" in text
-    assert 2 <= server.requests < 10
+# ---- downloads and local files that work -------------------------------------------------------------
 
 
 @pytest.mark.parametrize("damaged, why", [
-    (PAYLOAD[:-10], f"{len(PAYLOAD) - 10:,} bytes, expected {len(PAYLOAD):,}"),
+    (None, None),
+    (PAYLOAD[:-10], f"{N - 10:,} bytes, expected {N:,}"),
     (PAYLOAD.replace(b"be,", b"BE,"), "wrong SHA-256 checksum"),
-], ids=["truncated", "same-length-wrong-bytes"])
-def test_damaged_cache_is_reported_and_downloaded_again(server, tmp_path, capsys, damaged, why):
+], ids=["no-cache", "truncated", "same-length-wrong-bytes"])
+def test_missing_or_damaged_cache_is_downloaded_again_and_a_damaged_one_is_reported(server, tmp_path, capsys, damaged,
+                                                                                    why):
+    server.replies = [error(500), error(500), ok(PAYLOAD)]  # server errors are tried again
     cache = tmp_path / "tinyshakespeare.txt"
-    cache.write_bytes(damaged)
+    (tmp_path / "tinyshakespeare.txt.tmp").write_bytes(PAYLOAD[:1000])  # as a download killed outright leaves it
+    if damaged:
+        cache.write_bytes(damaged)
     assert load_text(cache=cache, url=server.url, **FAST) == PAYLOAD.decode()
-    assert cache.read_bytes() == PAYLOAD
-    assert server.requests == 1
-    warning = capsys.readouterr().err
-    assert warning.count("\n") == 1 and f"{cache} is damaged ({why})" in warning
+    assert cache.read_bytes() == PAYLOAD  # the exact bytes
+    assert os.listdir(tmp_path) == ["tinyshakespeare.txt"]  # the temporary file was the download's, and is gone
+    warning = capsys.readouterr().err.splitlines()  # one line, for a damaged cache only
+    assert [line.split(";")[0] for line in warning] == ([f"{cache} is damaged ({why})"] if damaged else [])
+
+    assert load_text(cache=cache, url=server.url, **FAST) == PAYLOAD.decode()  # now from the cache
+    assert server.requests == 3
 
 
-def test_damaged_cache_is_neither_returned_nor_deleted_when_offline(refused_url, tmp_path):
-    cache = tmp_path / "tinyshakespeare.txt"
-    cache.write_bytes(PAYLOAD[:-10])
-    assert "could not download" in error_of(cache=cache, url=refused_url, **{**FAST, "retries": 0})
-    assert cache.read_bytes() == PAYLOAD[:-10]  # the user's file is left alone
-    assert os.listdir(tmp_path) == ["tinyshakespeare.txt"]
-
-
-@pytest.mark.parametrize("where", ["inside-a-file", "is-a-directory"])
-def test_cache_that_cannot_be_written_is_a_data_error_and_leaves_nothing(server, tmp_path, where):
-    # Tests run as root, where chmod does not stop writes; a regular file can never hold a directory entry.
-    if where == "inside-a-file":
-        (tmp_path / "x").write_text("x")
-        cache = tmp_path / "x" / "tinyshakespeare.txt"
-    else:
-        (tmp_path / "x").mkdir()
-        cache = tmp_path / "x"
-    text = error_of(cache=cache, url=server.url, **FAST)
-    assert f"cannot write {cache}" in text and "--data PATH" in text
-    assert server.requests == (0 if where == "inside-a-file" else 1)  # the temporary file is made first
-    assert os.listdir(tmp_path) == ["x"]
-
-
-def test_temp_file_of_a_killed_download_is_replaced_by_the_next_download(server, tmp_path):
-    cache = tmp_path / "tinyshakespeare.txt"
-    (tmp_path / "tinyshakespeare.txt.tmp").write_bytes(PAYLOAD[:1000])  # as SIGKILL leaves it
-    assert load_text(cache=cache, url=server.url, **FAST) == PAYLOAD.decode()
-    assert os.listdir(tmp_path) == ["tinyshakespeare.txt"]
-
-
-# ---- local files: --data PATH and GPT_DATA ---------------------------------------------------------------
-
-
-def test_local_text_of_any_kind_is_returned_byte_for_byte(tmp_path, refused_url):
-    path = tmp_path / "poem.txt"
-    path.write_text("Shall I compare thee\r\nto a café?\n", encoding="utf-8", newline="")
-    assert load_text(path, url=refused_url) == "Shall I compare thee\r\nto a café?\n"
-
-
-def test_a_path_wins_over_gpt_data_which_wins_over_the_cache(tmp_path, monkeypatch, refused_url):
+def test_a_path_is_read_byte_for_byte_at_both_limits_and_wins_over_gpt_data_which_wins_over_the_cache(
+        tmp_path, monkeypatch, refused_url):
+    poem = "Shall I compare thee\r\nto a café?\n"  # read as it is: no newline translation, UTF-8
+    (tmp_path / "poem.txt").write_text(poem, encoding="utf-8", newline="")
     (tmp_path / "env.txt").write_text("from the environment\n")
-    (tmp_path / "arg.txt").write_text("from the argument\n")
     cache = tmp_path / "tinyshakespeare.txt"
     cache.write_bytes(PAYLOAD)
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "env.txt"))
-    assert load_text(tmp_path / "arg.txt") == "from the argument\n"
+    assert load_text(tmp_path / "poem.txt", min_chars=len(poem), max_bytes=len(poem.encode())) == poem
     assert load_text(cache=cache, url=refused_url, **FAST) == "from the environment\n"
     monkeypatch.setenv(ENV_VAR, "")  # set but empty counts as unset
     assert load_text(cache=cache, url=refused_url, **FAST) == PAYLOAD.decode()
 
 
-def test_bad_gpt_data_path_names_the_variable(tmp_path, monkeypatch):
-    monkeypatch.setenv(ENV_VAR, str(tmp_path / "nope.txt"))
-    text = error_of()
-    assert f"{tmp_path / 'nope.txt'} (from {ENV_VAR}) does not exist" in text
-
-
-@pytest.mark.parametrize("content, min_chars, expected", [
-    (b"", 2, "is empty"),
-    (b"caf\xe9 au lait\n", 2, "not UTF-8 text (at byte 3)"),
-    (b"0123456789", 11, "has 10 characters, needs 11; pass a longer text or a smaller --block-size"),
-    (None, 2, "does not exist"),
-    ("dir", 2, "is a directory"),
-], ids=["empty", "not-utf8", "too-short", "missing", "directory"])
-def test_unusable_local_file_is_named_in_a_one_line_error(tmp_path, content, min_chars, expected):
-    path = tmp_path / "text.txt"
-    if content == "dir":
-        path.mkdir()
-    elif content is not None:
-        path.write_bytes(content)
-    text = error_of(path=path, min_chars=min_chars)
-    assert str(path) in text and expected in text
-
-
-def test_a_text_of_exactly_min_chars_is_enough(tmp_path):
-    path = tmp_path / "text.txt"
-    path.write_text("0123456789")
-    assert load_text(path, min_chars=10) == "0123456789"
-
-
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need a POSIX system")
-def test_named_pipe_is_refused_without_being_opened(tmp_path):
-    fifo = tmp_path / "text.fifo"
-    os.mkfifo(fifo)
-
-    def unblock():
-        # Only if the loader wrongly opened the pipe: a writer arriving lets that open return, so the
-        # test fails instead of hanging. With no reader, the open fails at once (ENXIO) and we stop.
-        try:
-            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        except OSError:
-            pass
-
-    watchdog = threading.Timer(2.0, unblock)
-    watchdog.start()
-    try:
-        text = error_of(path=fifo)
-    finally:
-        watchdog.cancel()
-    assert f"{fifo} is a named pipe" in text
-
-
-@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
-def test_endless_device_is_refused_instead_of_read(device, monkeypatch):
-    if not os.path.exists(device) or not stat.S_ISCHR(os.stat(device).st_mode):
-        pytest.skip(f"{device} is not a character device here")
-    monkeypatch.setenv(ENV_VAR, device)
-    assert f"{device} (from {ENV_VAR}) is a named pipe, a device or a socket, not a text file" in error_of()
-
-
-def test_text_over_max_bytes_is_refused_and_one_at_the_limit_is_read(tmp_path):
-    path = tmp_path / "big.txt"
-    path.write_text("x" * 101)
-    assert f"{path} is over MAX_TEXT_BYTES (100 bytes)" in error_of(path=path, max_bytes=100)
-    assert load_text(path, max_bytes=101) == "x" * 101
+def test_the_loader_expects_the_published_text_and_reads_at_most_64_mib():
+    # A wrong size or checksum would not fail the tests of the real text: conftest.py would find no copy
+    # that matches, and they would be skipped.
+    assert (SIZE, SHA256) == (1_115_394, "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed")
     assert MAX_TEXT_BYTES == 64 * 1024 * 1024  # the documented default, about 60 times Tiny Shakespeare
+
+
+# ---- the real text, and how conftest.py finds it -----------------------------------------------------------
+
+
+def test_real_text_has_the_published_checksum_1115394_characters_65_distinct_and_a_90_10_split(shakespeare_path):
+    text = load_text(shakespeare_path)
+    assert hashlib.sha256(text.encode("utf-8")).hexdigest() == SHA256 and len(text) == 1_115_394
+    tok = CharTokenizer.from_text(text)
+    assert tok.vocab_size == 65
+    train, val = split(torch.tensor(tok.encode(text)))
+    assert (len(train), len(val)) == (1_003_854, 111_540)
+
+
+def test_finder_takes_gpt_data_the_cache_a_download_or_the_shared_copy_only_if_it_is_tiny_shakespeare(
+        shakespeare_path, server, refused_url, tmp_path, monkeypatch):
+    real = shakespeare_path.read_bytes()
+    server.replies = [ok(real)]
+    own = tmp_path / "my-poems.txt"
+    own.write_text("Roses are red,\nviolets are blue.\n")
+    monkeypatch.setenv(ENV_VAR, str(own))  # fine for training, wrong for tests of Tiny Shakespeare's numbers
+    cache, nowhere = tmp_path / "tinyshakespeare.txt", tmp_path / "no-shared-copy.txt"
+    missing = find_shakespeare(cache=cache, shared=nowhere, url=refused_url)
+    assert missing.path is None and "my-poems.txt (from GPT_DATA) is not Tiny Shakespeare" in missing.why_not
+    assert "could not download" in missing.why_not and "no-shared-copy.txt does not exist" in missing.why_not
+    assert find_shakespeare(cache=cache, shared=shakespeare_path, url=refused_url).path == shakespeare_path
+
+    found = find_shakespeare(cache=cache, shared=nowhere, url=server.url)
+    assert found.path == cache and found.text == real.decode()
+    assert cache.read_bytes() == real  # saved, as the scripts would save it
+    assert find_shakespeare(cache=cache, shared=shakespeare_path, url=refused_url).path == cache  # before the copy
