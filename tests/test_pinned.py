@@ -505,6 +505,18 @@ def test_bigram_floor_tries_each_smoothing_of_its_grid_and_keeps_the_best(alpha)
     assert_close(runner.bigram_floor(train, val, 2), by_hand)
 
 
+def test_bigram_floor_normalises_each_characters_row_of_counts():
+    # train counts 0->1 once and 1->1 twice: its rows and its columns sum differently, so a table normalised
+    # along the wrong axis scores otherwise (on real text the two sums are nearly equal)
+    train, val, counts, rows = torch.tensor([0, 1, 1, 1]), torch.tensor([0, 1, 1]), {(0, 1): 1, (1, 1): 2}, [1, 2]
+
+    def val_loss(alpha):  # P(b | a) = (count(a, b) + alpha) / (count(a, any) + 2 alpha), over val's 2 pairs
+        p = lambda a, b: (counts.get((a, b), 0) + alpha) / (rows[a] + 2 * alpha)  # noqa: E731
+        return -(math.log(p(0, 1)) + math.log(p(1, 1))) / 2
+
+    assert_close(runner.bigram_floor(train, val, 2), min(val_loss(a) for a in FLOOR_GRID))
+
+
 def test_bigram_floor_on_tiny_shakespeare_is_2_482(shakespeare_path):
     text = shakespeare_path.read_text(encoding="utf-8")
     tok = CharTokenizer.from_text(text)
