@@ -14,6 +14,7 @@ bugs it cannot write. The last test holds every one-line error of these files to
 import copy
 import json
 import math
+import time
 from contextlib import nullcontext
 from functools import partial
 from types import SimpleNamespace
@@ -372,7 +373,7 @@ def test_a_run_stopped_and_resumed_in_this_process_writes_the_files_of_an_uninte
     # loop's bookkeeping too: what evaluate() and save() write, and which evaluation best.pt keeps
     flags = [*tiny("bigram_v2", max_iters=24, eval_interval=4, max_new_tokens=0, final_eval=0), "--data",
              str(small_text_path)]
-    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    whole, parts, started = tmp_path / "whole", tmp_path / "parts", time.perf_counter()
     assert bigram_v2.main([*flags, "--out", str(whole)]) == 0
     assert bigram_v2.main([*flags, "--out", str(parts), "--stop-at", "6"]) == 0  # between two evaluations
     assert bigram_v2.main([*flags, "--out", str(parts), "--resume"]) == 0
@@ -380,7 +381,9 @@ def test_a_run_stopped_and_resumed_in_this_process_writes_the_files_of_an_uninte
     timeless = [[{k: v for k, v in h.items() if k != "seconds"} for h in c["history"]] for c in (a, b)]
     assert timeless[0] == timeless[1] and [h["iter"] for h in a["history"]] == list(range(0, 25, 4))
     assert a["step"] == b["step"] == len(b["step_losses"]) == 24 and a["step_losses"] == b["step_losses"]
-    assert all(h["seconds"] <= b["train_seconds"] for h in b["history"]) and b["history"][-1]["seconds"] > 0
+    seconds = [h["seconds"] for h in a["history"]]  # the training clock at each evaluation: it only goes on
+    assert seconds[0] == 0 < seconds[1] and seconds == sorted(seconds)
+    assert seconds[-1] <= a["train_seconds"] < time.perf_counter() - started and b["train_seconds"] > 0
     best = min(a["history"], key=lambda h: h["val"])  # the first of equals: a tie does not replace the best
     assert best == a["best"] and b["best"]["iter"] == best["iter"] == torch.load(parts / "best.pt")["iter"]
     for key in ("stage", "seed", "dtype", "text_sha256", "config", "tokenizer", "world_size"):
