@@ -18,7 +18,14 @@ FLAGS = tiny("gpt", eval_iters=2, dropout=0.1, max_new_tokens=10, final_eval=200
 
 def torchrun(*args):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *map(str, args)]
-    return subprocess.run(cmd, cwd=REPO_ROOT, env=ENV, capture_output=True, text=True, timeout=240)
+    done = subprocess.run(cmd, cwd=REPO_ROOT, env=ENV, capture_output=True, text=True, timeout=240)
+    # Once in about thirty launches here (torch 2.13, gloo), a rank aborted as the process group was taken down
+    # after its work was done and saved: "terminate called without an active exception" (a C++ thread still
+    # running). That is PyTorch's, not the runner's: launch once more, replacing what the aborted launch left.
+    if "terminate called without an active exception" in done.stderr:
+        again = [] if {"--resume", "--sample-only"} & set(cmd) else ["--overwrite"]
+        done = subprocess.run(cmd + again, cwd=REPO_ROOT, env=ENV, capture_output=True, text=True, timeout=240)
+    return done
 
 
 @pytest.mark.slow
