@@ -30,6 +30,8 @@ an earlier CPU default (notes/running.md, Performance, "Long samples").
 
 import argparse
 import json
+import os
+import platform
 import shlex
 import statistics
 import subprocess
@@ -50,7 +52,7 @@ from bench.peers import BenchError
 from bench.table import fmt, markdown_table, stages_table
 from data import CharTokenizer, DataError, load_text
 from runner.checkpoints import read_metrics, save_json
-from runner import machine_info, native_bf16
+from runner import native_bf16
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("matmul", "train", "sample", "curve", "stages", "gpu")
@@ -76,6 +78,16 @@ def progress(msg):
 
 # ----------------------------------------------------------------------------------------------------
 # reading a loss curve
+
+
+def machine_info():
+    """The machine a figure was measured on: the CPU's model (Linux names it in /proc/cpuinfo), cores, threads,
+    torch, Python, and the CUDA GPU where there is one."""
+    cpuinfo = Path("/proc/cpuinfo").read_text() if os.path.isfile("/proc/cpuinfo") else ""
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
+    return {"cpu": names[0] if names else platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
+            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
 
 
 def time_to_loss(history, target):
@@ -201,7 +213,7 @@ class Bench:
         self.results = Path(args.results_dir).resolve()
         self.text = self.work / "input.txt"  # the text every side reads: the lecture reads input.txt
         self.text.write_text(load_text(args.data, min_chars=self.cfg["block_size"] + 1), encoding="utf-8")
-        self.cpu = machine_info(torch.device("cpu"))["cpu"]
+        self.cpu = machine_info()["cpu"]
         self.report, self.targets, self.gpt_metrics = {}, [], None
 
     def peer(self, name):
@@ -326,13 +338,14 @@ class Bench:
         reach = {f"train seconds to val {v:.2f}": time_to_loss(m["history"], v) for v in GPU_VALS}
         fig = {"ms/step": 1000 * m["train_seconds"] / m["iters"], "tokens/s": m["tokens_per_second"],
                "tokens/s after the first eval interval": steady, **reach, "val loss (full split)": m.get("val_loss")}
-        self.report["gpu"] = dict(card=m["machine"].get("gpu"), dtype=m["dtype"], figures=fig, history=m["history"])
-        return (f"## gpu: gpt.py's default GPU run on {m['machine'].get('gpu')} ({m['iters']:,} steps, "
+        card = machine_info()["gpu"]  # the card gpt.py's run just used: this process sees the same one
+        self.report["gpu"] = dict(card=card, dtype=m["dtype"], figures=fig, history=m["history"])
+        return (f"## gpu: gpt.py's default GPU run on {card} ({m['iters']:,} steps, "
                 f"{m['dtype']})\n\n"
                 + markdown_table(["figure", "value"], [[k, fmt(v, ",.2f", "not reached")] for k, v in fig.items()]))
 
     def run(self, sections, json_path):
-        machine = machine_info(torch.device("cpu"))
+        machine = machine_info()
         json_path.parent.mkdir(parents=True, exist_ok=True)
         self.report.update(created=datetime.now(timezone.utc).isoformat(timespec="seconds"), machine=machine,
                            command=shlex.join(["python", "-m", "bench.run", *sys.argv[1:]]))

@@ -17,7 +17,6 @@ directory) and torchrun.py (several processes, and printing on the first of them
 
 import hashlib
 import os
-import platform
 import signal
 import sys
 import threading
@@ -53,7 +52,7 @@ class Run:
     def __init__(self, stage, args, table, build_model):
         self.stage, self.args, self.table, self.build_model, self.progress = stage, args, table, build_model, Progress()
         self.saved = self.stop = self.lock = None  # the step last saved; the signal that asked to stop
-        self.training = self.replacing = self.hinted = False
+        self.training = self.hinted = False
         self.step_times = []  # seconds per step, for loop.pace
 
     def path(self, name):
@@ -169,7 +168,8 @@ def check_prompt(tok, prompt):
 
 
 def check_out(run):
-    """Take --out's lock; a run already there is never replaced without being asked to. Returns the lock."""
+    """Take --out's lock; a run already there is never replaced without being asked to (and with --overwrite,
+    nothing of it is deleted before this run's first checkpoint: loop.save). Returns the lock."""
     args = run.args
     held = lock(args.out)
     names = [n for n in (CHECKPOINT, BEST, METRICS) if os.path.exists(run.path(n))]
@@ -179,7 +179,6 @@ def check_out(run):
         what = f"a trained {run.stage} model" if METRICS in names else "an unfinished run"
         raise DataError(f"{args.out} already holds {what}; {hint}replace it with --overwrite, or keep both by giving "
                         f"this run another --out DIR")
-    run.replacing = bool(names) and not args.resume  # nothing is deleted before this run's first checkpoint
     return held
 
 
@@ -267,7 +266,7 @@ def report(run):
         block_size=cfg["block_size"], device=run.device.type, dtype=run.dtype_name, world_size=torchrun.WORLD,
         train_seconds=p.train_seconds, tokens_per_second=speed, train_loss=losses["train"], val_loss=losses["val"],
         final_eval_chars=chars, bigram_floor=floor, config=cfg, seed=run.seed, text_sha256=run.sha256,
-        history=p.history, machine=machine_info(run.device)))
+        history=p.history))
     say(f"checkpoints and metrics saved in {run.args.out}")
 
 
@@ -307,10 +306,6 @@ def sample_only(run):
     return 0
 
 
-# what Linux says about the CPU (its model name, its flags); empty elsewhere
-CPUINFO = Path("/proc/cpuinfo").read_text() if os.path.isfile("/proc/cpuinfo") else ""
-
-
 def pick_device(choice):
     """--device auto: a CUDA GPU, else an Apple GPU (mps), else the CPU."""
     mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
@@ -326,14 +321,5 @@ def native_bf16(device):
     /proc/cpuinfo) include AVX512-BF16 or AMX-BF16. Elsewhere float32 is the safe choice."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and ("avx512_bf16" in CPUINFO or "amx_bf16" in CPUINFO)
-
-
-def machine_info(device):
-    names = [line.split(":", 1)[1].strip() for line in CPUINFO.splitlines() if line.startswith("model name")]
-    cpu = names[0] if names else platform.processor() or platform.machine()  # Linux names the model; else this
-    info = {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version()}
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
+    flags = Path("/proc/cpuinfo").read_text() if os.path.isfile("/proc/cpuinfo") else ""
+    return device.type == "cpu" and ("avx512_bf16" in flags or "amx_bf16" in flags)

@@ -115,9 +115,8 @@ def save(run):
         save_torch(run.path(CHECKPOINT), {**weights(run), "optimizer": run.optimizer.state_dict(),
                                           "world_size": torchrun.WORLD, "rng": rngs, **asdict(run.progress)})
         save_json(run.path(TOKENIZER), run.tok.to_dict())
-        if run.replacing:  # --overwrite: the old run's metrics.json goes once this run has its first checkpoint
+        if not run.args.resume:  # --overwrite: the old run's metrics.json goes once this run has a checkpoint
             Path(run.path(METRICS)).unlink(missing_ok=True)
-            run.replacing = False
     run.saved = run.progress.step
 
 

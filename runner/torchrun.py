@@ -68,8 +68,7 @@ def agree(check):
             result = check()
         except DataError as e:
             why = str(e)
-    why = gather(why)[0]
-    if why:
+    if why := gather(why)[0]:
         raise DataError(why)
     return result
 

@@ -78,7 +78,3 @@ def printed_sample(stdout):
     match = SAMPLE_HEADER.search(stdout)
     assert match, f"no sample header in {stdout!r}"
     return stdout[match.end():].removesuffix("\n")
-
-
-def printed_seed(stdout):
-    return int(SAMPLE_HEADER.search(stdout).group(1))

@@ -56,7 +56,7 @@ PI, MS, SA, DA = "tests/test_pinned.py::test_", "tests/test_models.py::test_", "
     "tests/test_data.py::test_"
 RU, SC, RE = "tests/test_runs.py::test_", "tests/test_scripts.py::test_", "tests/test_reliability.py::test_"
 FI, SH = "tests/test_figures.py::test_", "tests/test_shakespeare.py::test_"
-RESUME = "stop_at_then_resume_repeats_the_uninterrupted_runs_losses_exactly"
+RESUME = "a_run_stopped_and_resumed_ends_as_the_uninterrupted_one_in_its_files_final_losses_and_sample"
 
 MUTANTS = [
     # ---- the models ---------------------------------------------------------------------------------------
@@ -71,13 +71,13 @@ MUTANTS = [
            why="scores are not divided by sqrt(head_size)"),
     Mutant("gpt-attention-unscaled", "gpt.py", "dropout_p=self.dropout if self.training else 0)",
            "dropout_p=self.dropout if self.training else 0, scale=1.0)",
-           (PI + "gpt_block_is_pre_layer_norm_x_plus_sa_of_ln1_x_then_plus_ffwd_of_ln2_x",),
+           (PI + "logits_are_each_stages_formula_and_loss_their_mean_cross_entropy[gpt]",),
            why="scores are not divided by sqrt(head_size)"),
     Mutant("gpt-no-attention-dropout", "gpt.py", "dropout_p=self.dropout if self.training else 0)", "dropout_p=0)",
            (PI + "gpt_training_drops_out_attention_weights_and_both_residual_branches",),
            why="the attention weights are never dropped out, as the lecture's Head does"),
     Mutant("gpt-post-layer-norm", "gpt.py", "x = x + self.sa(self.ln1(x), cache)", "x = self.ln1(x + self.sa(x, cache))",
-           (PI + "gpt_block_is_pre_layer_norm_x_plus_sa_of_ln1_x_then_plus_ffwd_of_ln2_x",),
+           (PI + "logits_are_each_stages_formula_and_loss_their_mean_cross_entropy[gpt]",),
            why="the block normalizes after the residual sum (the 2017 paper), not before"),
     Mutant("gpt-no-final-layer-norm", "gpt.py", "x = self.ln_f(x)", "x = x",
            (PI + "logits_are_each_stages_formula_and_loss_their_mean_cross_entropy[gpt]",), why="ln_f is never applied"),
@@ -122,9 +122,9 @@ MUTANTS = [
            (RU + "the_run_reports_the_model_with_the_lowest_val_estimate_not_the_last_step",),
            why="the final measurement is of the last step, not of the kept model"),
     Mutant("batches-not-restored", "runner/__init__.py", 'run.batches.set_state(rng["batches"])', "pass",
-           (SC + RESUME,), why="--resume draws the batches from the seed again"),
+           (PI + RESUME,), why="--resume draws the batches from the seed again"),
     Mutant("dropout-rng-not-restored", "runner/__init__.py", 'torch.set_rng_state(rng["torch"])', "pass",
-           (SC + RESUME,), why="--resume draws other dropout masks than the run it continues"),
+           (PI + RESUME,), why="--resume draws other dropout masks than the run it continues"),
     Mutant("sigterm-not-handled", "runner/__init__.py", '("SIGINT", "SIGTERM", "SIGHUP")', '("SIGINT", "SIGHUP")',
            (RE + "a_stop_signal_stops_between_steps_and_saves_a_checkpoint_to_resume_from[SIGTERM-143]",),
            why="kill, timeout or a cluster's stop kills the run without a checkpoint"),

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import runner
-from bench import peers
+from bench import peers, run as bench_run
 from bench.run import Bench, best_within, build_parser, main, steady_tokens_per_second, target_row, time_to_loss
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -207,9 +207,9 @@ def test_lecture_sample_calls_the_lectures_own_generate_and_a_script_without_the
 def test_the_gpu_section_reads_step_time_and_time_to_val_from_the_runs_metrics(small_text_path, tmp_path,
                                                                               monkeypatch):
     b = bench(tmp_path, small_text_path, tmp_path)
-    run = metrics("gpt", history=[dict(h, val=h["val"] - 0.6) for h in HISTORY], batch_size=4, block_size=10,
-                  machine={"gpu": "NVIDIA H200"})
+    run = metrics("gpt", history=[dict(h, val=h["val"] - 0.6) for h in HISTORY], batch_size=4, block_size=10)
     monkeypatch.setattr(Bench, "run_script", lambda self, stage, name, flags: run)  # no GPU here: its metrics
+    monkeypatch.setattr(bench_run, "machine_info", lambda: {"gpu": "NVIDIA H200"})
     assert "NVIDIA H200" in b.gpu()
     fig = b.report["gpu"]["figures"]
     assert fig["ms/step"] == pytest.approx(1000 * 12.0 / 200)

@@ -24,14 +24,14 @@ import sys
 import types
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from unittest import mock
 
 import pytest
 
 from exercises.checks import common
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from helpers import REPO_ROOT
+
 EXERCISES = REPO_ROOT / "exercises"
 NAMES = sorted(p.stem for p in EXERCISES.glob("e[0-9][0-9]_*.py"))
 README = (EXERCISES / "README.md").read_text(encoding="utf-8")
@@ -59,29 +59,25 @@ def pristine_copy(folder, exercises=EXERCISES):
 
 def run_as_a_learner(folder, name, text, *args, solutions=False):
     """Run the checks in a child pytest, as a learner runs them (`python -m pytest exercises ...args`) in
-    folder's copy: its return code; it writes name.xml (JUnit) and name.txt (its output)."""
+    folder's copy: its return code, {test id: None if it passed, else what pytest reported: the failure's whole
+    text} from its JUnit report (name.xml), and its output (name.txt)."""
     env = {k: v for k, v in os.environ.items() if k != common.SOLUTIONS_VAR}
     env["GPT_DATA"] = str(text)  # some checks read a slice of Tiny Shakespeare: the copy conftest found
     env["PYTHONPATH"] = os.pathsep.join([str(folder), str(REPO_ROOT)])  # the copy's exercises/, the real rest
     if solutions:
         env[common.SOLUTIONS_VAR] = "1"
     with open(folder / f"{name}.txt", "w") as out:  # a file, not a pipe: two children never block on a full one
-        return subprocess.run([sys.executable, "-m", "pytest", "exercises", "-q", "-p", "no:cacheprovider",
+        code = subprocess.run([sys.executable, "-m", "pytest", "exercises", "-q", "-p", "no:cacheprovider",
                                f"--junitxml={folder / name}.xml", *args], cwd=folder, env=env, stdout=out,
                               stderr=subprocess.STDOUT, timeout=300).returncode
-
-
-def results_of(folder, name):
-    """{test id: None if it passed, else what pytest reported: the failure's whole text}, and the run's output."""
     output = (folder / f"{name}.txt").read_text()
-    report = folder / f"{name}.xml"
-    assert report.is_file(), f"pytest wrote no report:\n{output}"
+    assert (folder / f"{name}.xml").is_file(), f"pytest wrote no report:\n{output}"
     results = {}
-    for case in ET.parse(report).iter("testcase"):
+    for case in ET.parse(folder / f"{name}.xml").iter("testcase"):
         problem = next((c for c in case if c.tag in ("failure", "error", "skipped")), None)
         results[f"{case.get('classname')}::{case.get('name')}"] = (
             None if problem is None else f"{problem.tag}: {problem.text or problem.get('message', '')}")
-    return results, output
+    return code, results, output
 
 
 @pytest.mark.slow
@@ -96,23 +92,21 @@ def test_every_solution_passes_its_checks_and_every_committed_stub_fails_them_wi
     shutil.copy(EXERCISES / "solutions" / f"{NAMES[0]}.py", learners / f"{NAMES[0]}.py")  # e01, committed
     pristine_copy(tmp_path, learners)
     with ThreadPoolExecutor(2) as pool:  # both at once: each is mostly one core's work
-        codes = [pool.submit(run_as_a_learner, tmp_path, "solved", shakespeare_path, solutions=True),
-                 pool.submit(run_as_a_learner, tmp_path, "untouched", shakespeare_path)]
-    (solved, output), (stubs, stub_output) = results_of(tmp_path, "solved"), results_of(tmp_path, "untouched")
+        runs = [pool.submit(run_as_a_learner, tmp_path, "solved", shakespeare_path, solutions=True),
+                pool.submit(run_as_a_learner, tmp_path, "untouched", shakespeare_path)]
+    (solved_code, solved, output), (stubs_code, stubs, stub_output) = (run.result() for run in runs)
     assert len(NAMES) >= 16 and all(any(f"test_{name}" in test for test in solved) for name in NAMES), solved
     failed = {test: why for test, why in solved.items() if why is not None}
     assert not failed, f"{failed}\n{output[-3000:]}"
     assert set(stubs) == set(solved), "the stubs and the solutions should run the same checks"
-    passing = [test for test, why in stubs.items() if why is None]
-    assert not passing, f"these checks pass on the committed stubs (from git, not your working tree): {passing}"
-    # each failure: "not done yet", the file to write in, the first hint, how to get more, and its note
+    # each check fails on the committed stubs (from git, not your working tree) with "not done yet", the file to
+    # write in, the first hint (and only the first), how to get more, and its note
     parts = ("not done yet: ", "write it in exercises/", "Hint 1: ", "--hints 2", "Read: notes/")
-    unhelpful = {test: why for test, why in stubs.items() if not all(part in why for part in parts)}
-    assert not unhelpful, f"these stubs fail without 'not done yet', the first hint and the note: {unhelpful}"
-    answers = {test: why for test, why in stubs.items() if "Hint 3: " in why or "Hint 2: " in why}
-    assert not answers, f"a stub's failure should show the first hint only: {answers}"
+    unhelpful = {test: why for test, why in stubs.items()
+                 if why is None or not all(part in why for part in parts) or "Hint 2: " in why or "Hint 3: " in why}
+    assert not unhelpful, f"these checks pass on the stubs, or fail without the parts above: {unhelpful}"
     assert "NotImplementedError" not in stub_output and "Traceback" not in stub_output, stub_output[-3000:]
-    assert [code.result() for code in codes] == [0, 1]  # pytest's verdict agrees
+    assert (solved_code, stubs_code) == (0, 1)  # pytest's verdict agrees
 
 
 # ---- typical wrong answers: (exercise, what is wrong, [(text in the solution, its wrong replacement)], what
@@ -218,8 +212,8 @@ def wrong_module(name, replacements):
 
 
 def checked(name, replacements, text):
-    """{check name: None if it passed, else its failure message} for every check of exercise name, run on its
-    solution with the replacements made, at hint level 1."""
+    """{check name: its failure message} for every check of exercise name that fails on its solution with the
+    replacements made, at hint level 1."""
     results = {}
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GPT_DATA", str(text))  # the checks' slice of text, as the child runs read it
@@ -229,7 +223,6 @@ def checked(name, replacements, text):
             if test_name.startswith("test_") and inspect.isfunction(check):
                 try:
                     check()
-                    results[test_name] = None
                 except pytest.fail.Exception as failure:
                     results[test_name] = str(failure.msg)
                 except Exception as err:  # a check that crashes has no hint to give: a failure without one
@@ -240,7 +233,7 @@ def checked(name, replacements, text):
 def test_every_typical_wrong_answer_fails_with_its_hint_and_every_check_rejects_one(shakespeare_path):
     wrong, rejected = [], set()
     for name, mistake, replacements, phrase in WRONG_ANSWERS:
-        failed = {test: why for test, why in checked(name, replacements, shakespeare_path).items() if why is not None}
+        failed = checked(name, replacements, shakespeare_path)
         rejected |= {(name, test) for test in failed}
         off = {test: why for test, why in failed.items() if phrase not in why}
         if off or not failed:
@@ -250,9 +243,6 @@ def test_every_typical_wrong_answer_fails_with_its_hint_and_every_check_rejects_
     accepting_all = [f"{name}::{test}" for name in NAMES for test in vars(check_module(name))
                      if test.startswith("test_") and (name, test) not in rejected]
     assert not accepting_all, f"no wrong answer in WRONG_ANSWERS fails these checks: {accepting_all}"
-    # the in-process way of running checks gives the child run's verdict on the solutions
-    for name in ("e06_attention_head", "e13_transformer_block"):
-        assert set(checked(name, [], shakespeare_path).values()) == {None}, name
 
 
 def test_without_the_text_the_checks_read_the_notes_prose_not_made_up_ids(monkeypatch):
@@ -265,11 +255,9 @@ def test_without_the_text_the_checks_read_the_notes_prose_not_made_up_ids(monkey
 
 def test_hint_tiers_show_as_asked():
     hint = common.Hint("look here", "call_this()", "the answer")
-    assert common.Hint.text(hint, 1) == "Hint 1: look here\n  (more help: add --hints 2 to the command)"
-    two = hint.text(2)
-    assert "Hint 2: call_this()" in two and "the answer" not in two and "--hints 3" in two
-    three = hint.text(3)
-    assert "Hint 3: the answer" in three and "more help" not in three
+    assert hint.text(1) == "Hint 1: look here\n  (more help: add --hints 2 to the command)"
+    assert hint.text(2) == "Hint 1: look here\n  Hint 2: call_this()\n  (more help: add --hints 3 to the command)"
+    assert hint.text(3) == "Hint 1: look here\n  Hint 2: call_this()\n  Hint 3: the answer"  # all: no more help
 
 
 @pytest.mark.slow
@@ -283,16 +271,16 @@ def test_a_hyphen_in_k_selects_hints_2_shows_the_calls_and_a_syntax_error_fails_
         selected = pool.submit(run_as_a_learner, tmp_path, "selected", shakespeare_path,
                                "-k", "attention-head or batches", "--hints", "2")
         nothing = pool.submit(run_as_a_learner, tmp_path, "nothing", shakespeare_path, "-k", "attention_heads")
-    results, output = results_of(tmp_path, "selected")
-    assert selected.result() == 1 and "error" not in output.splitlines()[-1], output[-3000:]  # failures only
+    code, results, output = selected.result()
+    assert code == 1 and "error" not in output.splitlines()[-1], output[-3000:]  # failures only
     e06 = [why for test, why in results.items() if "::test_attention_head" in test]
     assert len(e06) == 3, output[-3000:]  # e06's three checks, not "deselected" by the hyphen
     at = f"failure: exercises/e06_attention_head.py, line {line}: "  # one line each, at the syntax error
     assert all(why.startswith(at) and len(why.strip().splitlines()) == 1 for why in e06), e06
     e01 = [why for test, why in results.items() if "::test_batches" in test]  # the stubs, checked as usual
     assert e01 and all("not done yet" in why and "Hint 2: " in why and "Hint 3: " not in why for why in e01), e01
-    out = (tmp_path / "nothing.txt").read_text()
-    assert nothing.result() == 5 and "matched no check" in out and "attention_head" in out, out[-2000:]
+    code, _, out = nothing.result()
+    assert code == 5 and "matched no check" in out and "attention_head" in out, out[-2000:]
 
 
 @pytest.mark.parametrize("name", NAMES)

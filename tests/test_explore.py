@@ -82,11 +82,11 @@ def request(httpd, path, params=None, method="GET", host=None):
     return res.status, res.headers, res.read()
 
 
-def get(httpd, path, **params):
-    """(status, the JSON body) of a GET that must answer in JSON."""
-    status, headers, body = request(httpd, path, params)
-    assert headers["Content-Type"].startswith("application/json"), headers["Content-Type"]
-    return status, json.loads(body)
+def get(httpd, path, status=200, method="GET", host=None, **params):
+    """The JSON body of a request that must answer with this status, in JSON."""
+    got, headers, body = request(httpd, path, params, method, host)
+    assert got == status and headers["Content-Type"].startswith("application/json"), (got, body)
+    return json.loads(body)
 
 
 def drawn_text(run, n, temperature, top_k, seed):
@@ -101,9 +101,7 @@ def drawn_text(run, n, temperature, top_k, seed):
 
 
 def test_runs_lists_each_stage_with_its_step_and_val_or_how_to_train_it(server, runs):
-    status, body = get(server, "/api/runs")
-    assert status == 200
-    listed = {r["name"]: r for r in body["runs"]}
+    listed = {r["name"]: r for r in get(server, "/api/runs")["runs"]}
     assert list(listed) == list(runner.STAGES)
     assert (listed["gpt"]["step"], listed["gpt"]["val"]) == (runs["gpt"].step, round(runs["gpt"].val, 4))
     assert listed["gpt"]["trained"] and listed["gpt"]["finished"] and listed["gpt"]["busy"] is None
@@ -115,10 +113,8 @@ def test_runs_lists_each_stage_with_its_step_and_val_or_how_to_train_it(server, 
     ("gpt", 1.0, None), ("gpt", 0.7, 5), ("gpt", 0.0, None), ("bigram_v3", 0.5, 3), ("bigram_v1", 2.5, None)])
 def test_predict_gives_the_models_own_probabilities_and_attention(server, runs, stage, temperature, top_k):
     run, idx = runs[stage], torch.tensor([runs[stage].tok.encode(PROMPT)])
-    status, body = get(server, "/api/predict", run=stage, prompt=PROMPT, temperature=temperature, top_k=top_k or "")
-    assert status == 200, body
-    with torch.no_grad():
-        logits = run.model(idx)[0][0, -1]  # (V,)
+    body = get(server, "/api/predict", run=stage, prompt=PROMPT, temperature=temperature, top_k=top_k or "")
+    logits = run.model(idx)[0][0, -1].detach()  # (V,)
     raw, drawn = F.softmax(logits.double(), dim=-1), sampling.probabilities(logits[None], temperature, top_k)[0]
     ids = [run.tok.stoi[c["char"]] for c in body["next"]]
     assert_close(torch.tensor([c["raw"] for c in body["next"]], dtype=torch.float64), raw[ids], atol=1e-6, rtol=0)
@@ -134,13 +130,13 @@ def test_predict_gives_the_models_own_probabilities_and_attention(server, runs, 
 
 
 def test_the_embedding_maps_are_the_figures_pca_of_each_table(server, runs):
-    _, body = get(server, "/api/run", run="gpt")
+    body = get(server, "/api/run", run="gpt")
     model = runs["gpt"].model
     for name, table in (("tokens", model.token_embedding_table), ("positions", model.position_embedding_table)):
         served = [torch.tensor(body["embeddings"][name][key], dtype=torch.float64) for key in ("xy", "share")]
         # (N, 2) points and the two shares; the PCA itself is tested with the embeddings figure
         assert_close(served, list(figures.embedding_map(table.weight)), atol=1e-5, rtol=0)
-    _, v1 = get(server, "/api/run", run="bigram_v1")
+    v1 = get(server, "/api/run", run="bigram_v1")
     assert v1["embeddings"]["positions"] is None and v1["layers"] == 0
 
 
@@ -161,16 +157,14 @@ def test_the_embedding_maps_are_the_figures_pca_of_each_table(server, runs):
 def test_a_bad_request_gets_a_4xx_and_one_message_that_says_why(server, params, status, words):
     paths = ["/api/sample"] if "n" in params else ["/api/predict", "/api/sample"]
     for path in paths:  # the sample checks every field before it streams
-        got, body = get(server, path, **{"n": 5, **params} if path == "/api/sample" else params)
-        assert got == status and all(w in body["error"] for w in words), (path, body)
+        body = get(server, path, status, **{"n": 5, **params} if path == "/api/sample" else params)
+        assert all(w in body["error"] for w in words), (path, body)
 
 
 def test_only_get_from_this_machine_by_name_is_answered(server):
-    status, _, body = request(server, "/api/runs", method="POST")
-    assert status == 405 and "GET" in json.loads(body)["error"]
-    status, _, body = request(server, "/api/runs", host="attacker.example:80")
-    assert status == 403 and "127.0.0.1 only" in json.loads(body)["error"]
-    assert request(server, "/secrets")[0] == 404
+    assert "GET" in get(server, "/api/runs", 405, method="POST")["error"]
+    assert "127.0.0.1 only" in get(server, "/api/runs", 403, host="attacker.example:80")["error"]
+    assert "nothing at /secrets" in get(server, "/secrets", 404)["error"]
     assert server.server_address[0] == "127.0.0.1"
 
 
@@ -194,21 +188,19 @@ def test_a_run_training_in_the_folder_is_not_blocked_and_is_followed(out_root, t
     shutil.copytree(out_root / "gpt", folder)
     (folder / runner.METRICS).unlink()  # as if it had not finished: the page shows a run still going
     monkeypatch.setattr(explore, "RECHECK_BUSY", 0.0)  # a run seen training is read again at every request
-    assert explore.find_runs(run=folder) == {"my-run": (folder.resolve(), "gpt")}
     with serving(explore.find_runs(run=folder)) as httpd:
-        _, before = get(httpd, "/api/run", run="my-run")
+        before = get(httpd, "/api/run", run="my-run")  # the folder's own name, and the stage that wrote it
         assert before["finished"] is False and before["step"] == runner.load_run(folder, "gpt").step
         proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "gpt.py"), "--resume",
                                  *flags("gpt", folder, small_text_path, max_iters=30)],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO_ROOT)
         answered = 0
         while proc.poll() is None:  # ask all the time the run trains and saves
-            status, body = get(httpd, "/api/predict", run="my-run", prompt=PROMPT, temperature=1, top_k="")
-            assert status == 200, body
+            get(httpd, "/api/predict", run="my-run", prompt=PROMPT, temperature=1, top_k="")  # answered: 200
             answered += 1
             time.sleep(0.1)  # leave the CPU to the training run between requests
         assert proc.returncode == 0 and answered > 0, proc.stdout.read()
-        _, after = get(httpd, "/api/run", run="my-run")
+        after = get(httpd, "/api/run", run="my-run")
         now = runner.load_run(folder, "gpt")
         assert after["finished"] is True and after["busy"] is None  # loaded again: metrics.json is there now
         assert (after["step"], after["val"], after["checkpoint"]) == (now.step, round(now.val, 4),
@@ -275,9 +267,8 @@ def page():
 
 
 def test_the_page_shows_the_models_numbers_in_a_real_browser(page, server, runs):
-    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver import ActionChains, Keys
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
     d, wait, run = page, WebDriverWait(page, 60), runs["gpt"]
@@ -290,7 +281,7 @@ def test_the_page_shows_the_models_numbers_in_a_real_browser(page, server, runs)
         want = json.dumps([PROMPT, temperature, top_k], separators=(",", ":"))
         wait.until(lambda d: d.find_element(By.ID, "bars").get_attribute("data-for") == want)
         bars = d.find_elements(By.CSS_SELECTOR, "#bars .bar")
-        _, body = get(server, "/api/predict", run="gpt", prompt=PROMPT, temperature=temperature, top_k=top_k)
+        body = get(server, "/api/predict", run="gpt", prompt=PROMPT, temperature=temperature, top_k=top_k)
         assert [b.get_attribute("data-char") for b in bars] == [c["char"] for c in body["next"]]
         shown = [[float(b.find_element(By.CLASS_NAME, "p").text),
                   float(b.find_element(By.CLASS_NAME, "raw").text.removeprefix("raw "))] for b in bars]

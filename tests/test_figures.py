@@ -6,8 +6,6 @@ through the figure command itself.
 """
 
 import importlib
-import json
-import math
 import subprocess
 import sys
 from collections import Counter
@@ -84,9 +82,8 @@ def future_blank(w):
 
 def test_figures_use_the_agg_backend_and_no_stage_script_imports_matplotlib():
     assert matplotlib.get_backend().lower() == "agg"
-    probe = "import sys, bigram_v1, bigram_v2, bigram_v3, gpt, runner; print('matplotlib' in sys.modules)"
-    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "False"
+    probe = "import sys, bigram_v1, bigram_v2, bigram_v3, gpt, runner; assert 'matplotlib' not in sys.modules"
+    subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, check=True)  # its AssertionError: exit status 1
 
 
 def test_every_figure_is_drawn_from_tiny_runs_about_800_pixels_wide_and_not_one_flat_colour(
@@ -108,7 +105,7 @@ def test_every_figure_is_drawn_from_tiny_runs_about_800_pixels_wide_and_not_one_
     ("positions", {runner.CHECKPOINT: None}, [], ["--resume`"]),  # stopped early: no metrics.json
     ("positions", {runner.BEST: None, runner.METRICS: "[1, 2]"}, [], ["metrics.json is unusable"]),
     ("positions", {runner.BEST: None, runner.METRICS: '{"trunc'}, [], ["metrics.json is unusable"]),
-    ("bigram-table", None, ["--data", "{other}"], ["trained on another text"]),
+    ("bigram-table", None, ["--data", __file__], ["trained on another text"]),  # this file: a text it never saw
     ("attention-v3", None, ["--prompt", "naïve ☃"], ["not in the vocabulary"]),
 ])
 def test_a_figure_that_cannot_be_drawn_is_one_line_that_says_why(tiny_root, tmp_path, capsys, only, gpt_files,
@@ -118,11 +115,9 @@ def test_a_figure_that_cannot_be_drawn_is_one_line_that_says_why(tiny_root, tmp_
         (root / "gpt").mkdir(parents=True, exist_ok=True)
         (root / "gpt" / name).write_bytes((tiny_root / "gpt" / runner.BEST).read_bytes() if text is None else
                                           text.encode())
-    other = tmp_path / "other.txt"
-    other.write_text("a text the bigram_v1 run never saw\n" * 100, encoding="utf-8")
     img = tmp_path / "img"
     argv = ["--out-root", str(root), "--img-dir", str(img), "--no-train", "--only", only]
-    one_line_error(figures.main(argv + [f.format(other=other) for f in flags]), capsys.readouterr().err, *words)
+    one_line_error(figures.main(argv + flags), capsys.readouterr().err, *words)
     assert not (img / f"{only}.png").exists()
 
 
@@ -135,7 +130,7 @@ def test_a_missing_run_is_trained_by_running_the_stage_script(tmp_path, small_te
     done = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "training bigram_v1: python bigram_v1.py --out " in done.stdout
-    assert json.loads((out / "bigram_v1" / "metrics.json").read_text())["iters"] == 5
+    assert runner.load_run(out / "bigram_v1", "bigram_v1").metrics["iters"] == 5
     assert (img / "bigram-table.png").stat().st_size > 10_000
     assert not (out / "gpt").exists()  # only the stage this figure needs
 
@@ -198,17 +193,14 @@ def test_the_masked_average_is_the_softmax_of_zeros_under_the_mask(runs):
     assert_close(figures.causal_softmax(zeros, zeros)[0], figures.uniform_average(T))
     left = drawn(heatmap_axes(figures.fig_masked_average(runs, PROMPT))[0])
     assert_close(left, future_blank(figures.uniform_average(T)), equal_nan=True)
-    assert_close(left[T - 1, 0].item(), 1 / T)  # the last row averages all T characters
 
 
 def test_the_positions_figure_compares_the_cosines_of_the_learned_and_the_sinusoidal_tables(runs):
-    fig = figures.fig_positions(runs)
     learned = runs["gpt"].model.position_embedding_table.weight.detach().double()  # (T, C)
-    unit = F.normalize(learned, dim=1)
-    left, right = heatmap_axes(fig)
-    assert_close(drawn(left), unit @ unit.T)
-    pe = F.normalize(figures.sinusoidal_encoding(*learned.shape), dim=1)
-    assert_close(drawn(right), pe @ pe.T)
+    sinusoidal = figures.sinusoidal_encoding(*learned.shape)
+    for ax, table in zip(heatmap_axes(figures.fig_positions(runs)), (learned, sinusoidal), strict=True):
+        unit = F.normalize(table, dim=1)  # each row of length 1: unit @ unit.T holds the cosines
+        assert_close(drawn(ax), unit @ unit.T)
 
 
 def test_the_sinusoids_figure_draws_the_papers_formula_at_gpts_size():
@@ -217,12 +209,11 @@ def test_the_sinusoids_figure_draws_the_papers_formula_at_gpts_size():
     pe = figures.sinusoidal_encoding(T, C)
     # PE(pos, 2i) = sin(pos / 10000^(2i/C)), PE(pos, 2i+1) = cos(...); at 2i = C/2 the divisor is 100, so
     # position 100 turns columns 64 and 65 by exactly one radian (Vaswani et al. 2017, section 3.5)
-    by_hand = torch.tensor([math.sin(100), math.cos(100), math.sin(1), math.cos(1)], dtype=torch.float64)
+    by_hand = torch.tensor([np.sin(100), np.cos(100), np.sin(1), np.cos(1)], dtype=torch.float64)
     assert_close(pe[100, [0, 1, C // 2, C // 2 + 1]], by_hand)
     curves, table = fig.axes[:2]
     assert_close(drawn(table), torch.cat([pe[:, 0::2], pe[:, 1::2]], dim=1))  # rows: positions; sin, then cos
-    assert len(curves.lines) == len(figures.SINUSOID_COLUMNS)
-    for j, (line, c) in enumerate(zip(curves.lines, figures.SINUSOID_COLUMNS)):
+    for j, (line, c) in enumerate(zip(curves.lines, figures.SINUSOID_COLUMNS, strict=True)):  # a curve each
         assert_close(torch.tensor(line.get_ydata(), dtype=torch.float64) + figures.SHIFT * j, pe[:, c])
     assert "column 0 (sin):\none turn every 6.28" in [t.get_text() for t in curves.texts]
 
@@ -248,8 +239,7 @@ def test_the_attention_weights_are_each_layers_own_and_the_figures_draw_the_head
         fig, weights = figures.fig_attention_gpt(runs, PROMPT), figures.gpt_attention(model, idx)
         heads = {f"layer {layer}, head {h}": (layer, h) for layer, hs in SHARP.items() for h in hs}
         assert "2 most focused of each layer's 8 heads" in fig.get_suptitle()
-    assert len(weights) == len(layers)
-    for w, layer, (x, out) in zip(weights, layers, seen):  # w: (B, n_head, T, T)
+    for w, layer, (x, out) in zip(weights, layers, seen, strict=True):  # w: (B, n_head, T, T), one per layer
         B, T, C = x.shape
         assert_close(w.sum(-1), torch.ones(w.shape[:-1]))  # every row a weighted average...
         assert (w.triu(1) == 0).all()  # ...of the past only

@@ -31,7 +31,8 @@ import gpt
 import runner
 import sampling
 from data import CharTokenizer, UnknownCharacterError, get_batch, split
-from helpers import tiny
+from conftest import PROMPT
+from helpers import printed_sample, tiny
 
 V, C, N_HEAD, N_LAYER, BLOCK = 11, 16, 4, 2, 8  # vocabulary, width, heads, blocks, block_size
 CFG = dict(n_embd=C, n_head=N_HEAD, n_layer=N_LAYER, block_size=BLOCK, dropout=0.0)
@@ -147,19 +148,9 @@ def test_logits_are_each_stages_formula_and_loss_their_mean_cross_entropy(stage)
         assert loss is None  # no targets, no loss
 
 
-def test_gpt_block_is_pre_layer_norm_x_plus_sa_of_ln1_x_then_plus_ffwd_of_ln2_x():
-    model = spread(build(gpt))
-    x = torch.randn(2, BLOCK, C, generator=torch.Generator().manual_seed(3))
-    block = model.blocks[0]
-    assert_close(block(x), block_by_hand(block, x))
-    assert_close(block.sa(x), gpt_attention_by_hand(block.sa, x))
-    assert_close(block.ffwd(x), feed_forward_by_hand(block.ffwd, x))
-
-
 def test_gpt_training_drops_out_attention_weights_and_both_residual_branches():
     """In train mode each dropout zeroes some activations and scales the rest by 1 / (1 - p)."""
     model = spread(build(gpt, dropout=0.5))
-    assert model.blocks[0].sa.resid_dropout.p == 0.5
     assert model.blocks[-1].sa.dropout == 0.5 and model.blocks[-1].ffwd.net[3].p == 0.5
     sa, ffwd = model.blocks[0].sa, model.blocks[0].ffwd
     x = torch.randn(2, BLOCK, C, generator=torch.Generator().manual_seed(3))
@@ -202,11 +193,9 @@ def test_main_hands_the_stage_its_doc_table_and_model_and_trains_it_in_process(s
     out = " ".join(capsys.readouterr().out.split())  # argparse wraps the lines its own way
     assert stage.__doc__.split("\n")[0] in out and "--block-size" in out
     assert (" on a GPU" in out) == (stage is gpt)  # gpt's GPU table shows in --help
-    sizes = ["--n-embd", 8, "--n-head", 2, "--n-layer", 1][: {"bigram_v1": 0, "bigram_v2": 2, "bigram_v3": 4}.get(
-        stage.__name__, 6)]
-    argv = ["--max-iters", 2, "--eval-interval", 1, "--eval-iters", 1, "--batch-size", 2, "--block-size", 4, *sizes,
-            "--max-new-tokens", 3, "--device", "cpu", "--data", small_text_path, "--out", tmp_path / "out"]
-    assert stage.main([str(a) for a in argv]) == 0
+    argv = tiny(stage.__name__, max_iters=2, eval_interval=1, batch_size=2, block_size=4, max_new_tokens=3,
+                final_eval=None)  # the default final measurement: the full splits
+    assert stage.main([*argv, "--data", str(small_text_path), "--out", str(tmp_path / "out")]) == 0
     assert stage.__name__ in capsys.readouterr().out and (tmp_path / "out" / runner.METRICS).is_file()
 
 
@@ -248,18 +237,6 @@ def test_gpt_init_is_normal_0_02_with_residual_projections_shrunk_to_0_02_over_s
 
 
 # ---- the KV cache and the sampling loops ----------------------------------------------------------------
-
-
-def test_kv_cache_update_stores_after_length_and_returns_every_position_so_far_per_layer():
-    cache = sampling.KVCache(block_size=6)
-    g = torch.Generator().manual_seed(0)
-    k1, v1, k2, v2, other = (torch.randn(2, 3, n, 4, generator=g) for n in (3, 3, 2, 2, 3))
-    assert_close(cache.update("a", k1, v1), (k1, v1))
-    assert_close(cache.update("b", other, -other), (other, -other))  # another layer has its own buffers
-    cache.length = 3  # the loop advances it after the forward pass
-    assert_close(cache.update("a", k2, v2), (torch.cat([k1, k2], 2), torch.cat([v1, v2], 2)))
-    cache.length = 0  # a refill writes over the old positions from the start
-    assert_close(cache.update("a", k2, v2), (k2, v2))
 
 
 def test_gpt_cached_steps_give_the_logits_of_the_full_forward_pass_at_every_position():
@@ -310,7 +287,11 @@ def test_past_block_size_each_strategy_writes_the_text_of_its_reference_loop(str
         assert not torch.equal(out, other)
 
 
-def test_crop_without_block_size_feeds_the_whole_text():
+def test_sampling_defaults_are_temperature_1_no_top_k_and_without_a_block_the_crop_loop_over_the_whole_text():
+    logits = torch.randn(500, 6, generator=torch.Generator().manual_seed(0))  # (B, V)
+    assert torch.equal(sampling.pick_next(logits, generator=torch.Generator().manual_seed(1)),
+                       sampling.pick_next(logits, 1.0, None, torch.Generator().manual_seed(1)))
+    # bigram_v1 has no position table, so no block either: each step of "crop" feeds the whole text so far
     model = spread(build(bigram_v1)).eval()
     calls = []
     forward = model.forward
@@ -320,26 +301,7 @@ def test_crop_without_block_size_feeds_the_whole_text():
     assert torch.equal(out, sample_by_hand(model, tokens(1, 2), 5, 10**6, "crop", 0.0, seed=0))
 
 
-def test_sampling_defaults_are_temperature_1_no_top_k_no_block_and_the_crop_loop():
-    logits = torch.randn(500, 6, generator=torch.Generator().manual_seed(0))  # (B, V)
-    assert torch.equal(sampling.pick_next(logits, generator=torch.Generator().manual_seed(1)),
-                       sampling.pick_next(logits, 1.0, None, torch.Generator().manual_seed(1)))
-    model, prompt = spread(build(bigram_v3)).eval(), tokens(4, 3)
-    assert torch.equal(sampling.generate(model, prompt, 5, generator=torch.Generator().manual_seed(2)),
-                       sampling.generate(model, prompt, 5, 1.0, None, torch.Generator().manual_seed(2), None, "crop"))
-
-
 # ---- runner/loop.py: the training loop, its schedule and its measurements ------------------------------
-
-
-class StubRun:
-    """The smallest `run` train() accepts: no files, no clock, no signals (the test records evaluate and save)."""
-
-    def __init__(self, seed):
-        self.device, self.batches, self.autocast = CPU, torch.Generator().manual_seed(seed), nullcontext
-        self.progress, self.args, self.stage = runner.loop.Progress(), SimpleNamespace(stop_at=None), "stub"
-        self.stop = self.saved = None
-        self.step_times, self.hinted = [], False
 
 
 class Loud(nn.Module):
@@ -354,30 +316,22 @@ class Loud(nn.Module):
         return logits, loss * self.scale
 
 
-class RecordingSGD(torch.optim.SGD):
-    """SGD that records, at each step(), the learning rate and the gradients it is about to apply."""
-
-    def __init__(self, params):
-        super().__init__(params, lr=123.0)  # train() must replace it every step
-        self.seen = []
-
-    def step(self, closure=None):
-        params = self.param_groups[0]["params"]
-        self.seen.append((self.param_groups[0]["lr"], [p.grad.clone() for p in params]))
-        return super().step(closure)
-
-
-def test_a_run_stopped_and_resumed_in_this_process_writes_the_files_of_an_uninterrupted_one(tmp_path, small_text_path,
-                                                                                             capsys):
-    # tests/test_scripts.py proves this from outside, in subprocesses; in pytest's own process mutmut sees the
-    # loop's bookkeeping too: what evaluate() and save() write, and which evaluation best.pt keeps
-    flags = [*tiny("bigram_v2", max_iters=24, eval_interval=4, max_new_tokens=0, final_eval=0), "--data",
-             str(small_text_path)]
+def test_a_run_stopped_and_resumed_ends_as_the_uninterrupted_one_in_its_files_final_losses_and_sample(
+        tmp_path, small_text_path, capsys):
+    # gpt with dropout: the batches and the dropout masks must both come back; `--resume` alone brings the sizes
+    # and the schedule back from the checkpoint. In pytest's own process, so mutmut sees the loop's bookkeeping.
+    flags = [*tiny("gpt", max_iters=24, eval_interval=4, max_new_tokens=20, final_eval=500), "--prompt", PROMPT,
+             "--data", str(small_text_path)]
     whole, parts, started = tmp_path / "whole", tmp_path / "parts", time.perf_counter()
-    assert bigram_v2.main([*flags, "--out", str(whole)]) == 0
-    assert bigram_v2.main([*flags, "--out", str(parts), "--stop-at", "6"]) == 0  # between two evaluations
-    assert bigram_v2.main([*flags, "--out", str(parts), "--resume"]) == 0
+    assert gpt.main([*flags, "--out", str(whole)]) == 0
+    uninterrupted = capsys.readouterr().out
+    assert gpt.main([*flags, "--out", str(parts), "--stop-at", "6"]) == 0  # between two evaluations
+    assert gpt.main(["--resume", "--data", str(small_text_path), "--out", str(parts), "--device", "cpu", "--prompt",
+                     PROMPT, "--max-new-tokens", "20", "--final-eval", "500"]) == 0
+    assert printed_sample(capsys.readouterr().out) == printed_sample(uninterrupted)
     a, b = (torch.load(out / "ckpt.pt", weights_only=True) for out in (whole, parts))
+    final = [json.loads((out / "metrics.json").read_text()) for out in (whole, parts)]
+    assert (final[1]["train_loss"], final[1]["val_loss"]) == (final[0]["train_loss"], final[0]["val_loss"])
     timeless = [[{k: v for k, v in h.items() if k != "seconds"} for h in c["history"]] for c in (a, b)]
     assert timeless[0] == timeless[1] and [h["iter"] for h in a["history"]] == list(range(0, 25, 4))
     assert a["step"] == b["step"] == len(b["step_losses"]) == 24 and a["step_losses"] == b["step_losses"]
@@ -398,7 +352,14 @@ def test_train_steps_are_warmup_cosine_lr_times_the_gradient_clipped_to_norm_1(s
     train_ids = tokens(200, seed=5)
     model = Loud(scale)
     reference = copy.deepcopy(model)
-    optimizer, run = RecordingSGD(model.parameters()), StubRun(seed=9)
+    optimizer, seen = torch.optim.SGD(model.parameters(), lr=123.0), []  # train() must replace the lr every step
+    # at each step(): the learning rate and the gradients it is about to apply
+    optimizer.register_step_pre_hook(lambda opt, args, kwargs: seen.append(
+        (opt.param_groups[0]["lr"], [p.grad.clone() for p in opt.param_groups[0]["params"]])))
+    # the smallest `run` train() accepts: no files, no clock, no signals (evaluate and save are recorded below)
+    run = SimpleNamespace(device=CPU, batches=torch.Generator().manual_seed(9), autocast=nullcontext,
+                          progress=runner.loop.Progress(), args=SimpleNamespace(stop_at=None), stage="stub",
+                          stop=None, saved=None, step_times=[], hinted=False)
     devices, evaluated = [], []  # a CPU cannot tell a batch sent to run.device from one left there: record the call
     monkeypatch.setattr(runner.loop, "get_batch", lambda *a: devices.append(a[3]) or get_batch(*a))
 
@@ -413,8 +374,8 @@ def test_train_steps_are_warmup_cosine_lr_times_the_gradient_clipped_to_norm_1(s
 
     g = torch.Generator().manual_seed(9)  # the batches train() must draw from run.batches
     params = list(reference.parameters())
-    assert len(optimizer.seen) == cfg["max_iters"]
-    for step, (lr, grads) in enumerate(optimizer.seen):
+    assert len(seen) == cfg["max_iters"]
+    for step, (lr, grads) in enumerate(seen):
         xb, yb = get_batch(train_ids, 4, 6, CPU, g)
         _, loss = reference(xb, yb)
         assert_close(run.progress.step_losses[step], loss.item())
@@ -455,25 +416,24 @@ def test_make_optimizer_is_adamw_over_every_parameter_with_the_configs_lr_and_we
     assert not runner.make_optimizer(model, dict(lr=0.004), torch.device("mps")).param_groups[0]["fused"]
 
 
-def splits():
-    return {"train": tokens(300, seed=11), "val": tokens(120, seed=12)}
+SPLITS = {"train": tokens(300, seed=11), "val": tokens(120, seed=12)}
 
 
 def test_estimate_loss_is_the_eval_mode_mean_over_eval_iters_batches_drawn_from_the_seed_for_each_split():
     model = spread(build(gpt, dropout=0.5)).train()
     cfg = dict(eval_iters=3, batch_size=4, block_size=BLOCK)
-    estimate = runner.estimate_loss(model, splits(), cfg, CPU, seed=5)
+    estimate = runner.estimate_loss(model, SPLITS, cfg, CPU, seed=5)
     assert model.training  # back to training afterwards
     assert set(estimate) == {"train", "val"}
-    for seed, got in ((5, estimate), (0, runner.estimate_loss(model, splits(), cfg))):  # 0: the default seed
+    for seed, got in ((5, estimate), (0, runner.estimate_loss(model, SPLITS, cfg))):  # 0: the default seed
         model.eval()
-        for name, ids in splits().items():
+        for name, ids in SPLITS.items():
             g = torch.Generator().manual_seed(seed)
             losses = [cross_entropy_by_hand(gpt_by_hand(model, x), y) for x, y in
                       (get_batch(ids, 4, BLOCK, CPU, g) for _ in range(3))]
             assert_close(got[name], torch.stack(losses).mean().item())
         model.train()
-    assert estimate["val"] != runner.estimate_loss(model, splits(), cfg)["val"]  # the seed matters
+    assert estimate["val"] != runner.estimate_loss(model, SPLITS, cfg)["val"]  # the seed matters
 
 
 @pytest.mark.parametrize("n_tokens, rows", [(2 * BLOCK + 4, 64), (47, 2)], ids=["one_batch", "batches_of_2_rows"])
@@ -520,10 +480,13 @@ def test_bigram_floor_normalises_each_characters_row_of_counts():
     assert_close(runner.bigram_floor(train, val, 2), min(val_loss(a) for a in FLOOR_GRID))
 
 
-def test_bigram_floor_on_tiny_shakespeare_is_2_482(shakespeare_path):
+def test_tiny_shakespeare_has_65_characters_a_90_10_split_and_a_bigram_floor_of_2_482(shakespeare_path):
+    # the facts of the real text that the README and the stage docstrings rely on
     text = shakespeare_path.read_text(encoding="utf-8")
     tok = CharTokenizer.from_text(text)
+    assert tok.vocab_size == 65
     train, val = split(torch.tensor(tok.encode(text)))
+    assert (len(train), len(val)) == (1_003_854, 111_540)
     assert abs(runner.bigram_floor(train, val, tok.vocab_size) - 2.482) < 0.002
 
 

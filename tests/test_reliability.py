@@ -17,6 +17,7 @@ import pytest
 import torch
 
 import runner
+from runner.checkpoints import lock_holder  # the pid of the run holding --out's lock, or None
 from helpers import ENV, REPO_ROOT, call_main, one_line_error, script, tiny
 
 LONG = tiny("bigram_v1", max_iters=100000, eval_interval=50, block_size=8, final_eval=None)
@@ -42,11 +43,6 @@ def start_long_run(data, out):
 def stop(proc):
     proc.kill()  # nothing, if it has ended
     proc.wait()
-
-
-def lock_is_free(out):
-    with open(out / ".lock", "a+") as f:
-        return runner.checkpoints.take(f)
 
 
 @pytest.fixture
@@ -78,7 +74,7 @@ def test_a_stop_signal_stops_between_steps_and_saves_a_checkpoint_to_resume_from
     ckpt = torch.load(out / "ckpt.pt", weights_only=True)
     # whole steps only: the stop saves as --stop-at does (the same check in the loop, the same save), and
     # test_scripts.py resumes such a checkpoint exactly
-    assert ckpt["step"] >= 50 and len(ckpt["step_losses"]) == ckpt["step"] and lock_is_free(out)
+    assert ckpt["step"] >= 50 and len(ckpt["step_losses"]) == ckpt["step"] and lock_holder(out) is None
 
 
 @posix
@@ -97,7 +93,7 @@ def test_while_a_run_trains_a_second_is_refused_sample_only_warns_and_kill_9_los
         stop(proc)  # SIGKILL: no handler runs
     ckpt = torch.load(out / "ckpt.pt", weights_only=True)
     assert ckpt["step"] >= 50 and ckpt["step"] % 50 == 0
-    assert (out / "best.pt").exists() and lock_is_free(out)  # the operating system released the lock
+    assert (out / "best.pt").exists() and lock_holder(out) is None  # the operating system released the lock
 
 
 @posix
@@ -119,7 +115,7 @@ def test_a_stop_while_the_sample_prints_ends_the_line_says_so_and_frees_the_lock
     finally:
         stop(proc)
     assert proc.returncode == 143 and stdout.endswith(b"\n")  # the message is not glued to the sample
-    assert err.decode().strip().splitlines()[-1].startswith("gpt.py: stopped by SIGTERM") and lock_is_free(gpt_run)
+    assert err.decode().strip().splitlines()[-1].startswith("gpt.py: stopped by SIGTERM") and lock_holder(gpt_run) is None
 
 
 # ---- closed streams, full disks and failed saves ----------------------------------------------------------
@@ -159,7 +155,7 @@ def test_a_file_size_limit_at_save_is_one_line_and_the_previous_checkpoint_survi
     one_line_error(proc.returncode, proc.stderr, "cannot save", str(gpt_run), "File too large", "free some space",
                    "intact")
     assert {name: (gpt_run / name).read_bytes() for name in before} == before
-    assert not list(gpt_run.glob("*.tmp")) and lock_is_free(gpt_run)
+    assert not list(gpt_run.glob("*.tmp")) and lock_holder(gpt_run) is None
 
 
 def test_overwrite_keeps_the_old_run_until_the_new_one_has_its_first_checkpoint(gpt_run, monkeypatch, small_text_path,

@@ -4,6 +4,8 @@ against bugs the suite once let through. Real script runs on small texts and tin
 """
 
 import json
+import random
+import re
 import signal
 from types import SimpleNamespace
 
@@ -61,15 +63,55 @@ def test_the_run_reports_the_model_with_the_lowest_val_estimate_not_the_last_ste
 def test_patience_stops_when_val_stops_improving_and_a_resumed_run_stops_at_the_same_step(overfit, tmp_path):
     out, proc, shifted_text = overfit
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["iters"] < 100 and "stopping early (--patience 2)" in proc.stdout
-    after_best = [h for h in metrics["history"] if h["iter"] > metrics["kept"]["iter"]]
-    assert len(after_best) == 2 and all(h["val"] >= metrics["kept"]["val"] for h in after_best)
+    assert metrics["iters"] < 100 and "stopping early (--patience 2)" in proc.stdout  # the rule: the test above
     first = script("gpt", *OVERFIT, "--data", shifted_text, "--out", tmp_path / "b", "--patience", 2, "--stop-at", 20)
     second = script("gpt", "--resume", "--data", shifted_text, "--out", tmp_path / "b", "--device", "cpu")  # no flag
     assert first.returncode == second.returncode == 0, second.stderr
     resumed = json.loads((tmp_path / "b" / "metrics.json").read_text())
     assert metrics["iters"] == resumed["iters"] and metrics["val_loss"] == resumed["val_loss"]
     assert [(h["iter"], h["val"]) for h in metrics["history"]] == [(h["iter"], h["val"]) for h in resumed["history"]]
+
+
+def test_the_loop_keeps_the_first_best_stops_where_patience_stop_at_or_a_signal_says_and_shows_it_on_its_bar(
+        small_text_path, tmp_path, monkeypatch, capsys):
+    # the val estimates are scripted, so which evaluation is best, and when patience ends the run, is known
+    script, seen = [], []
+
+    def estimate(model, splits, cfg, device, autocast, seed):
+        seen.append((device, seed))
+        if not script:
+            signal.raise_signal(signal.SIGTERM)  # as `kill` would, in the middle of an evaluation
+        value = script.pop(0) if script else 9.0
+        return {name: value for name in splits}
+
+    def run(vals, *flags):
+        script[:], seen[:] = vals, []
+        argv = [*tiny("bigram_v1", max_iters=40, eval_interval=5, max_new_tokens=0, final_eval=0), *flags]
+        return call_main("bigram_v1", [*argv, "--data", small_text_path, "--out", tmp_path], capsys)
+
+    monkeypatch.setattr(runner.loop, "estimate_loss", estimate)
+    code, out, err = run([3.0, 2.0, 2.0, 1.5, 1.6, 1.5], "--patience", 2)
+    assert code == 0, err
+    assert [line for line in out.splitlines() if line.startswith(("step ", "val has"))] == [
+        "step 0: train loss 3.0000, val loss 3.0000", "step 5: train loss 2.0000, val loss 2.0000",
+        "step 10: train loss 2.0000, val loss 2.0000 (best 2.0000 at step 5)",  # a tie is no improvement
+        "step 15: train loss 1.5000, val loss 1.5000", "step 20: train loss 1.6000, val loss 1.6000 (best 1.5000 at "
+        "step 15)", "step 25: train loss 1.5000, val loss 1.5000 (best 1.5000 at step 15)",
+        "val has not improved for 2 evaluations (best 1.5000 at step 15): stopping early (--patience 2)"]
+    assert seen == [(torch.device("cpu"), 1337 + 1)] * 6  # every evaluation draws the same batches, not training's
+    bar = [line for line in re.split("[\r\n]", err) if line.startswith("bigram_v1: ")]
+    last = torch.load(tmp_path / "ckpt.pt", weights_only=True)
+    assert "25/40 [" in bar[-1] and re.search("[0-9](step/s|s/step)", bar[-1]) and bar[-1].endswith(f"loss {last['step_losses'][-1]:.4f}]")
+    assert len(bar) < 12  # no terminal: the bar is drawn again when a line is printed, not at each of 25 steps
+    code, out, err = run([3.0, 2.0, 2.0, 1.5, 1.6, 1.5], "--patience", 2, "--max-iters", 25, "--overwrite")
+    assert code == 0 and "stopping early" not in out, err  # patience ran out at the last step: nothing to stop
+    code, out, err = run([3.0, 2.0], "--stop-at", 7, "--overwrite")
+    assert code == 0 and "stopped at step 7 of 40 (--stop-at)" in out, err
+    assert torch.load(tmp_path / "ckpt.pt")["step"] == 7 and not (tmp_path / "metrics.json").exists()
+    assert run([3.0], "--stop-at", 3, "--overwrite")[0] == 0  # replacing an unfinished run: no metrics to delete
+    code, out, err = run([], "--resume")
+    assert code == 143 and f"stopped by SIGTERM at step 5; checkpoint saved in {tmp_path}" in err, err
+    assert "5/40 [" in [line for line in re.split("[\r\n]", err) if line.startswith("bigram_v1: ")][-1]
 
 
 # ---- what a learner sees ---------------------------------------------------------------------------------
@@ -140,16 +182,20 @@ def test_small_models_train_on_one_thread_unless_threads_says_otherwise_and_the_
     assert seen == [1, 4, 3, 4]  # bigram_v2's few parameters: one thread; each run gives back the caller's 4
 
 
-def test_steps_far_slower_than_the_runs_first_ones_bring_one_hint(capsys):
-    run = SimpleNamespace(step_times=[], hinted=False)
-    for seconds in [1.0] * 30 + [4.0] * 30:
-        runner.loop.pace(run, seconds)
-    err = capsys.readouterr().err
-    assert err.count("note: steps take 4x as long as at the start of this run") == 1 and "--threads 1" in err
-    quiet = SimpleNamespace(step_times=[], hinted=False)
-    for seconds in [1.0] * 30 + [2.0] * 30:  # twice as slow: within what a busy moment explains
-        runner.loop.pace(quiet, seconds)
-    assert not quiet.hinted
+def test_one_slow_step_hint_once_the_last_20_steps_median_is_over_3x_that_of_steps_5_to_24(capsys):
+    # the rule, written out: at step n >= 45 the upper median (index 10 of 20 sorted) of the last 20 step times
+    # against that of steps 5-24 (the first five warm up); random times from few values make ties and near-3x cases
+    rng = random.Random(0)
+    for _ in range(300):
+        times = [rng.choice([1.0, 2.0, 3.0]) for _ in range(25)] + [rng.choice(range(1, 11)) for _ in range(25)]
+        ratios = [sorted(times[n - 20 : n])[10] / sorted(times[5:25])[10] for n in range(45, 51)]
+        expected = next((f"note: steps take {r:.0f}x as long" for r in ratios if r > 3), None)
+        run = SimpleNamespace(step_times=[], hinted=False)
+        for seconds in times:
+            runner.loop.pace(run, seconds)
+        out, err = capsys.readouterr()
+        assert not out and run.hinted == bool(expected), (times, err)
+        assert err.count("note: ") == 1 and expected in err and "fewer threads (--threads 1)" in err if expected else not err
 
 
 def test_the_sample_after_training_is_drawn_in_eval_mode_as_sample_only_draws_it(small_text_path, tmp_path, capsys):

@@ -16,7 +16,7 @@ from torch.testing import assert_close
 import runner
 from conftest import PROMPT
 from data import CharTokenizer, split
-from helpers import SIZES, call_main, printed_sample, printed_seed, script, tiny
+from helpers import SAMPLE_HEADER, SIZES, call_main, printed_sample
 
 STAGES = list(runner.STAGES)
 slow = pytest.mark.slow
@@ -45,7 +45,6 @@ def test_training_run_writes_checkpoint_tokenizer_and_metrics_and_prints_its_sam
     assert all(math.isfinite(metrics[k]) for k in ("train_loss", "val_loss"))
     ckpt = torch.load(out / "ckpt.pt", weights_only=True)
     assert (ckpt["stage"], ckpt["step"], len(ckpt["step_losses"])) == (stage, 20, 20)
-    assert CharTokenizer.from_dict(json.loads((out / "tokenizer.json").read_text(encoding="utf-8"))) == tok
     assert "step 0:" in proc.stdout and "Traceback" not in proc.stderr
     assert ("matmuls in" in proc.stdout) == (stage != "bigram_v1")  # bigram_v1 has no matmul to name a format for
     # stderr is a pipe here (a notebook's !python, a log file): the progress bar still shows its start and end
@@ -65,7 +64,7 @@ def test_sample_only_draws_the_training_sample_with_its_seed_a_new_one_without_a
         code, stdout, err = call_main(stage, ["--sample-only", "--out", out, "--max-new-tokens", 20, "--device", "cpu",
                                               *flags], capsys)
         assert code == 0 and stdout.startswith("---- sample ("), err  # no training: nothing but the sample
-        return printed_seed(stdout), printed_sample(stdout), err
+        return int(SAMPLE_HEADER.search(stdout)[1]), printed_sample(stdout), err
 
     _, again, err = sample_only("--prompt", PROMPT, "--seed", 1337)  # the training run's prompt and seed
     assert again == printed_sample(proc.stdout)
@@ -79,29 +78,3 @@ def test_sample_only_draws_the_training_sample_with_its_seed_a_new_one_without_a
     greedy = {sample_only("--temperature", 0, "--seed", seed)[1] for seed in (1, 2)}
     assert len(greedy) == 1  # --temperature 0 takes the likeliest character: the seed no longer matters
     assert {name: (out / name).stat().st_mtime_ns for name in before} == before
-
-
-@slow
-def test_stop_at_then_resume_repeats_the_uninterrupted_runs_losses_exactly(trained, small_text_path, tmp_path):
-    out_a, proc_a = trained("gpt")  # gpt trains with dropout: batches and dropout masks must both resume
-    out_b = tmp_path / "b"
-    first = script("gpt", *tiny("gpt"), "--data", small_text_path, "--out", out_b, "--stop-at", 12)
-    assert first.returncode == 0, first.stderr
-    assert "stopped at step 12 of 20" in first.stdout
-    assert torch.load(out_b / "ckpt.pt", weights_only=True)["step"] == 12
-    assert not (out_b / "metrics.json").exists()
-
-    # sizes, iterations and dropout all come back from the checkpoint (--final-eval is not the model's)
-    second = script("gpt", "--resume", "--data", small_text_path, "--out", out_b, "--device", "cpu",
-                    "--prompt", PROMPT, "--max-new-tokens", 20, "--final-eval", 500)
-    assert second.returncode == 0, second.stderr
-    assert "resuming" in second.stdout and "at step 12 of 20" in second.stdout
-
-    ckpt_a, ckpt_b = (torch.load(out / "ckpt.pt", weights_only=True) for out in (out_a, out_b))
-    assert ckpt_b["step_losses"] == ckpt_a["step_losses"]
-    assert [(h["iter"], h["train"], h["val"]) for h in ckpt_b["history"]] == [
-        (h["iter"], h["train"], h["val"]) for h in ckpt_a["history"]]
-    metrics_a, metrics_b = (json.loads((out / "metrics.json").read_text()) for out in (out_a, out_b))
-    assert (metrics_b["val_loss"], metrics_b["train_loss"]) == (metrics_a["val_loss"], metrics_a["train_loss"])
-    assert printed_sample(second.stdout) == printed_sample(proc_a.stdout)
-

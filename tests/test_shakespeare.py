@@ -1,11 +1,13 @@
-"""The Tiny Shakespeare loader (data/shakespeare.py) against a real HTTP server on 127.0.0.1, and the facts of
-the real text that the README and the stage docstrings rely on.
+"""The Tiny Shakespeare loader (data/shakespeare.py) against a real HTTP server on 127.0.0.1, and how
+conftest.py finds the real text.
 
 The server sends a few KB of made-up text instead of the real file, and each test passes that text's size
 and checksum, so every failure a download can meet is provoked in about a second, without the internet.
 The real text is the copy conftest.py finds as the scripts do (GPT_DATA, the cache, one short try at
-downloading it, the shared copy beside the checkout); where there is none, its tests are skipped with a note
-on how to provide it. The last tests check that search itself, the server standing in for GitHub.
+downloading it, the shared copy beside the checkout); where there is none, the tests that need it are
+skipped with a note on how to provide it. The last test checks that search itself, the server standing in
+for GitHub. The facts of the real text that the README relies on (65 characters, the split, the bigram
+floor) are pinned in test_pinned.py.
 """
 
 import contextlib
@@ -16,10 +18,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import torch
 from conftest import find_shakespeare
 
-from data import CharTokenizer, split
 from data.shakespeare import ENV_VAR, MAX_TEXT_BYTES, SHA256, SIZE, DataError, load_text
 
 PAYLOAD = "".join(f"{i:03d} To be, or not to be, that is the question.\n" for i in range(100)).encode()
@@ -265,16 +265,7 @@ def test_the_loader_expects_the_published_text_and_reads_at_most_64_mib():
     assert MAX_TEXT_BYTES == 64 * 1024 * 1024  # the documented default, about 60 times Tiny Shakespeare
 
 
-# ---- the real text, and how conftest.py finds it -----------------------------------------------------------
-
-
-def test_real_text_has_the_published_checksum_1115394_characters_65_distinct_and_a_90_10_split(shakespeare_path):
-    text = load_text(shakespeare_path)
-    assert hashlib.sha256(text.encode("utf-8")).hexdigest() == SHA256 and len(text) == 1_115_394
-    tok = CharTokenizer.from_text(text)
-    assert tok.vocab_size == 65
-    train, val = split(torch.tensor(tok.encode(text)))
-    assert (len(train), len(val)) == (1_003_854, 111_540)
+# ---- how conftest.py finds the real text -----------------------------------------------------------------
 
 
 def test_finder_takes_gpt_data_the_cache_a_download_or_the_shared_copy_only_if_it_is_tiny_shakespeare(
