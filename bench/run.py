@@ -76,18 +76,19 @@ def progress(msg):
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
-# ----------------------------------------------------------------------------------------------------
-# reading a loss curve
-
-
 def machine_info():
     """The machine a figure was measured on: the CPU's model (Linux names it in /proc/cpuinfo), cores, threads,
     torch, Python, and the CUDA GPU where there is one."""
     cpuinfo = Path("/proc/cpuinfo").read_text() if os.path.isfile("/proc/cpuinfo") else ""
     names = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
-    return {"cpu": names[0] if names else platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
+    cpu = names[0] if names else platform.processor() or platform.machine()  # elsewhere, what Python can tell
+    return {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version(),
             "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+
+
+# ----------------------------------------------------------------------------------------------------
+# reading a loss curve
 
 
 def time_to_loss(history, target):

@@ -27,7 +27,7 @@ LESSON = ("bigram_v1.py", "bigram_v2.py", "bigram_v3.py", "gpt.py", "sampling.py
 # stop signals, --threads and the slow-step hint, and a one-line message that says what to do for every
 # refusal. tests/ went from 4,070 lines to under 2,900: one table for the one-line errors of each part, one
 # home per behaviour, shared runs and fixtures in conftest.py and helpers.py, the notes run once (as notebooks).
-BUDGETS = {"runner": 658, "data": 181, "bench": 455, "notes/figures.py": 314, "tests/mutation.py": 241,
+BUDGETS = {"runner": 658, "data": 181, "bench": 456, "notes/figures.py": 314, "tests/mutation.py": 241,
            "tests": 2900}
 DIFF_BUDGETS = {("bigram_v1.py", "bigram_v2.py"): 35, ("bigram_v2.py", "bigram_v3.py"): 60,
                 ("bigram_v3.py", "gpt.py"): 120}
