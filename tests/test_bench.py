@@ -209,6 +209,7 @@ def test_the_gpu_section_reads_step_time_and_time_to_val_from_the_runs_metrics(s
     b = bench(tmp_path, small_text_path, tmp_path)
     run = metrics("gpt", history=[dict(h, val=h["val"] - 0.6) for h in HISTORY], batch_size=4, block_size=10)
     monkeypatch.setattr(Bench, "run_script", lambda self, stage, name, flags: run)  # no GPU here: its metrics
+    assert bench_run.machine_info()["cpu"] and bench_run.machine_info()["cores"] == os.cpu_count()  # the real one
     monkeypatch.setattr(bench_run, "machine_info", lambda: {"gpu": "NVIDIA H200"})
     assert "NVIDIA H200" in b.gpu()
     fig = b.report["gpu"]["figures"]
